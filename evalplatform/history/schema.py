@@ -1,0 +1,147 @@
+"""Versioned schema of the history database: an ordered list of migrations and `migrate()`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+
+from evalplatform.errors import InfraError
+from evalplatform.history.records import utcnow
+
+# Written out rather than generated from results.SCHEMA: a migration is a frozen record of what
+# version N looked like, so a later change to the result table needs a new migration, not an edit here.
+_V1 = [
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id VARCHAR PRIMARY KEY,
+        suite VARCHAR NOT NULL,
+        tier VARCHAR,
+        status VARCHAR NOT NULL CHECK (status IN ('running', 'complete', 'failed')),
+        started_at TIMESTAMP NOT NULL,
+        finished_at TIMESTAMP,
+        git_commit VARCHAR,
+        git_dirty BOOLEAN,
+        package_version VARCHAR,
+        lock_hash VARCHAR,
+        dataset_hash VARCHAR,
+        prompt_hash VARCHAR,
+        suite_hash VARCHAR,
+        target_model VARCHAR,
+        target_params VARCHAR,
+        judge_pins VARCHAR,
+        seed BIGINT,
+        repeats INTEGER,
+        dagster_run_id VARCHAR,
+        n_cases BIGINT,
+        n_results BIGINT,
+        n_pass BIGINT,
+        n_fail BIGINT,
+        n_error BIGINT,
+        n_skipped BIGINT,
+        tokens_in BIGINT,
+        tokens_out BIGINT,
+        cost_usd DOUBLE,
+        cache_hits BIGINT,
+        model_calls BIGINT,
+        wall_s DOUBLE,
+        decision VARCHAR,
+        failure VARCHAR,
+        provenance VARCHAR
+    )""",
+    """CREATE TABLE IF NOT EXISTS results (
+        run_id VARCHAR NOT NULL,
+        suite VARCHAR,
+        case_id VARCHAR NOT NULL,
+        "repeat" INTEGER NOT NULL,
+        scorer VARCHAR NOT NULL,
+        criterion VARCHAR,
+        tier_cost VARCHAR,
+        outcome VARCHAR NOT NULL,
+        score DOUBLE,
+        threshold DOUBLE,
+        tags VARCHAR[],
+        case_hash VARCHAR,
+        output_hash VARCHAR,
+        latency_ms DOUBLE,
+        served_ms DOUBLE,
+        tokens_in BIGINT,
+        tokens_out BIGINT,
+        cost_usd DOUBLE,
+        cache_hit BOOLEAN,
+        attempts INTEGER,
+        explanation VARCHAR,
+        error VARCHAR,
+        PRIMARY KEY (run_id, case_id, "repeat", scorer)
+    )""",
+    """CREATE TABLE IF NOT EXISTS outputs (
+        output_hash VARCHAR PRIMARY KEY,
+        text VARCHAR NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS dataset_checks (
+        dataset_hash VARCHAR PRIMARY KEY,
+        checked_at TIMESTAMP NOT NULL,
+        success BOOLEAN NOT NULL,
+        summary VARCHAR
+    )""",
+    """CREATE TABLE IF NOT EXISTS baselines (
+        suite VARCHAR NOT NULL,
+        run_id VARCHAR NOT NULL,
+        promoted_at TIMESTAMP NOT NULL,
+        reason VARCHAR
+    )""",
+    """CREATE TABLE IF NOT EXISTS decisions (
+        decision_id VARCHAR PRIMARY KEY,
+        run_id VARCHAR,
+        policy_hash VARCHAR,
+        inputs VARCHAR,
+        rules VARCHAR,
+        overall VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL
+    )""",
+]
+
+# Index i holds the statements that take the database from version i to version i + 1.
+MIGRATIONS: list[list[str]] = [_V1]
+LATEST_VERSION = len(MIGRATIONS)
+
+_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)"
+
+
+def one(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> tuple | None:
+    """The first row of a query, fully fetched: duckdb 2 refuses other work while a result is unfinished."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0] if rows else None
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The applied schema version; 0 for a database that has never been migrated."""
+    exists = one(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'")[0]
+    if not exists:
+        return 0
+    return one(con, "SELECT coalesce(max(version), 0) FROM schema_version")[0]
+
+
+def migrate(con: duckdb.DuckDBPyConnection, migrations: Sequence[Sequence[str]] = MIGRATIONS) -> int:
+    """Apply the missing migrations in one transaction (all or none) and return the resulting version.
+
+    Idempotent: at the latest version it changes nothing. The caller must hold the write lock.
+    """
+    latest = len(migrations)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(_VERSION_TABLE)
+        version = current_version(con)
+        if version > latest:
+            raise InfraError(
+                f"history database is at schema version {version}, newer than this evalplatform knows ({latest}): "
+                "upgrade evalplatform or point it at another history file"
+            )
+        for number in range(version + 1, latest + 1):
+            for statement in migrations[number - 1]:
+                con.execute(statement)
+            con.execute("INSERT INTO schema_version VALUES (?, ?)", [number, utcnow()])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return max(version, latest)
