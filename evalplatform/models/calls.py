@@ -1,0 +1,242 @@
+"""Run a batch of chat calls against one target: bounded concurrency, our own retry loop, a response cache.
+
+litellm is imported lazily, on the first cache miss: a run served wholly from the cache never pays
+its ~3 s import. Every request yields exactly one CallResult, in request order; a failed call is a
+result with `error` set (secrets redacted), never an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from evalplatform.errors import InputError
+from evalplatform.models import local_provider
+from evalplatform.models.cache import CachedResponse, ResponseCache
+from evalplatform.models.redact import redact
+from evalplatform.models.retry import Failure, MalformedResponse, backoff_s, classify
+from evalplatform.models.target import Target
+
+log = logging.getLogger(__name__)
+
+_LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm")
+
+
+@dataclass
+class CallRequest:
+    case_id: str
+    repeat: int
+    messages: list[dict]
+
+
+@dataclass
+class CallResult:
+    case_id: str
+    repeat: int
+    text: str | None
+    error: str | None
+    latency_ms: float | None      # the model's latency as first measured (kept on a cache hit)
+    served_ms: float              # what this run spent getting the answer (about 0 on a cache hit)
+    tokens_in: int | None
+    tokens_out: int | None
+    cost_usd: float | None        # None when the model has no known price
+    cache_hit: bool
+    attempts: int                 # model attempts made by this run (0 on a cache hit)
+    attempt_log: list[dict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class _Answer:
+    text: str
+    tokens_in: int | None
+    tokens_out: int | None
+    cost_usd: float | None
+    latency_ms: float
+
+
+def _load_litellm():
+    # Without this, importing litellm fetches the price map from GitHub (and hangs offline).
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True  # the only switch for its "Give Feedback / Get Help" prints
+    if os.environ.get("LITELLM_LOG", "").upper() not in ("DEBUG", "INFO"):
+        for name in _LITELLM_LOGGERS:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    local_provider.install()
+    return litellm
+
+
+def _parse(resp: Any) -> tuple[str, int | None, int | None]:
+    try:
+        content = resp.choices[0].message.content
+    except (AttributeError, IndexError, TypeError, KeyError) as exc:
+        raise MalformedResponse("response has no choices[0].message") from exc
+    if content is not None and not isinstance(content, str):
+        raise MalformedResponse(f"message content is {type(content).__name__}, expected text")
+    usage = getattr(resp, "usage", None)
+    tokens_in = getattr(usage, "prompt_tokens", None)
+    tokens_out = getattr(usage, "completion_tokens", None)
+    return content or "", tokens_in, tokens_out
+
+
+def _cost(litellm: Any, resp: Any) -> float | None:
+    # A missing price must never turn a good answer into an error: unknown cost is None.
+    try:
+        cost = (getattr(resp, "_hidden_params", None) or {}).get("response_cost")
+        if cost is None:
+            cost = litellm.completion_cost(completion_response=resp)
+        return float(cost)
+    except Exception:
+        return None
+
+
+async def _attempt(litellm: Any, target: Target, messages: list[dict], api_key: str | None) -> Any:
+    kwargs: dict[str, Any] = dict(target.params())
+    if target.api_base:
+        kwargs["api_base"] = target.api_base
+    if api_key is not None:
+        kwargs["api_key"] = api_key
+    # max_retries=0: the OpenAI SDK must not retry behind our back. num_retries is never passed (it
+    # needs tenacity and resets a litellm global); litellm's own cache is never used.
+    call = litellm.acompletion(model=target.model, messages=messages, timeout=target.timeout_s, max_retries=0, **kwargs)
+    # Backstop for providers that ignore `timeout` (in-process handlers, a stuck transport).
+    backstop = target.timeout_s + min(5.0, 0.1 * target.timeout_s + 0.5)
+    try:
+        return await asyncio.wait_for(call, backstop)
+    except TimeoutError:
+        raise TimeoutError(f"no answer within {backstop:.2f} s (timeout_s={target.timeout_s})") from None
+
+
+async def _call_with_retries(litellm: Any, target: Target, messages: list[dict],
+                             api_key: str | None) -> tuple[_Answer | Failure, list[dict]]:
+    attempt_log: list[dict] = []
+    for attempt in range(1, target.max_attempts + 1):
+        t0 = time.perf_counter()
+        try:
+            resp = await _attempt(litellm, target, messages, api_key)
+            text, tokens_in, tokens_out = _parse(resp)
+        except Exception as exc:
+            failure = classify(exc)
+            entry = {"attempt": attempt, "outcome": failure.kind, "status": failure.status,
+                     "exception": type(exc).__name__, "elapsed_ms": round((time.perf_counter() - t0) * 1000, 3),
+                     "wait_s": None}
+            attempt_log.append(entry)
+            if not failure.retryable or attempt == target.max_attempts:
+                return failure, attempt_log
+            wait = backoff_s(attempt, target.backoff_base_s, target.backoff_max_s, failure.retry_after_s)
+            entry["wait_s"] = round(wait, 4)
+            await asyncio.sleep(wait)
+            continue
+        latency_ms = (time.perf_counter() - t0) * 1000
+        attempt_log.append({"attempt": attempt, "outcome": "ok", "status": 200, "exception": None,
+                            "elapsed_ms": round(latency_ms, 3), "wait_s": None})
+        return _Answer(text, tokens_in, tokens_out, _cost(litellm, resp), latency_ms), attempt_log
+    raise AssertionError("unreachable: max_attempts >= 1")
+
+
+def _api_key(target: Target) -> str | None:
+    if target.api_key_env and target.api_key_env not in os.environ:
+        raise InputError(None, "target.api_key_env",
+                         f"environment variable {target.api_key_env} is not set",
+                         f"export {target.api_key_env}=<your key> or remove api_key_env")
+    return target.api_key()
+
+
+async def run_calls(target: Target, requests: list[CallRequest], *, concurrency: int = 8,
+                    cache: ResponseCache | None = None,
+                    on_result: Callable[[CallResult], None] | None = None) -> list[CallResult]:
+    """One CallResult per request, in request order. `cache=None` means no reads and no writes.
+
+    `on_result` is called as each result becomes final (cache hits first, then calls as they finish).
+    Raises InputError only for config problems found before any call (an unset api key env var).
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    params = target.params()
+    sent = [target.messages(r.messages) for r in requests]
+    keys = [cache.key(target.model, target.api_base, m, params, target.seed, r.repeat) if cache else None
+            for r, m in zip(requests, sent)]
+    results: list[CallResult | None] = [None] * len(requests)
+
+    def finish(i: int, result: CallResult) -> None:
+        results[i] = result
+        if on_result is not None:
+            on_result(result)
+
+    misses: list[int] = []
+    for i, req in enumerate(requests):
+        t0 = time.perf_counter()
+        hit = cache.get(keys[i]) if cache else None
+        if hit is None:
+            misses.append(i)
+            continue
+        finish(i, CallResult(req.case_id, req.repeat, hit.text, None, hit.latency_ms,
+                             (time.perf_counter() - t0) * 1000, hit.tokens_in, hit.tokens_out, hit.cost_usd,
+                             cache_hit=True, attempts=0, attempt_log=[]))
+
+    if misses:
+        api_key = _api_key(target)
+        litellm = _load_litellm()
+        # Held across an item's retries and backoff waits: under rate limiting, a waiting item keeps
+        # its slot, so the whole batch slows down instead of piling more requests onto the endpoint.
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(i: int) -> None:
+            req = requests[i]
+            async with sem:
+                t0 = time.perf_counter()
+                outcome, attempt_log = await _call_with_retries(litellm, target, sent[i], api_key)
+                served_ms = (time.perf_counter() - t0) * 1000
+            if isinstance(outcome, Failure):
+                error = redact(f"{outcome.message} (after {len(attempt_log)} attempt"
+                               f"{'s' if len(attempt_log) != 1 else ''})", secrets=[api_key])
+                finish(i, CallResult(req.case_id, req.repeat, None, error, None, served_ms, None, None, None,
+                                     cache_hit=False, attempts=len(attempt_log), attempt_log=attempt_log))
+                return
+            if cache is not None:
+                try:
+                    cache.put(keys[i], CachedResponse(text=outcome.text, tokens_in=outcome.tokens_in,
+                                                      tokens_out=outcome.tokens_out, cost_usd=outcome.cost_usd,
+                                                      latency_ms=outcome.latency_ms, model=target.model))
+                except OSError as exc:
+                    log.warning("response cache write failed (%s); result kept, not cached", type(exc).__name__)
+            finish(i, CallResult(req.case_id, req.repeat, outcome.text, None, outcome.latency_ms, served_ms,
+                                 outcome.tokens_in, outcome.tokens_out, outcome.cost_usd,
+                                 cache_hit=False, attempts=len(attempt_log), attempt_log=attempt_log))
+
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for i in misses:
+                    tg.create_task(one(i))
+        except BaseExceptionGroup as group:
+            # Only a caller's on_result can raise here; surface its exception, not the group.
+            raise group.exceptions[0] from None
+
+    assert all(r is not None for r in results)
+    return results  # type: ignore[return-value]
+
+
+def run_calls_sync(target: Target, requests: list[CallRequest], **kwargs: Any) -> list[CallResult]:
+    """`run_calls` from synchronous code (CLI, Dagster ops); works inside a running event loop too."""
+    try:
+        asyncio.get_running_loop()
+        in_loop = True
+    except RuntimeError:
+        in_loop = False
+    # Not inside the `except` above: an exception being handled leaks into the __context__ of errors
+    # raised during the run and hides the causes that retry classification looks for.
+    if not in_loop:
+        return asyncio.run(run_calls(target, requests, **kwargs))
+    # Already inside a loop (a notebook, an async host): run on a private loop in a worker thread.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, run_calls(target, requests, **kwargs)).result()

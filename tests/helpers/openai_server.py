@@ -1,0 +1,172 @@
+"""A real OpenAI-compatible HTTP server on 127.0.0.1 whose behaviour is picked by the request's model name.
+
+Models (the part after `openai/` in a litellm model string):
+  ok            200 with a deterministic answer and usage
+  flaky429-N    429 with Retry-After for the first N requests per distinct prompt, then 200
+  always500     500 every time
+  slow-S        sleeps S seconds (float) before answering 200: the timeout path
+  malformed     200 with a body that is not JSON
+Any other name answers 200 like `ok`. The server counts requests per (model, prompt) and the peak
+number of requests in flight, so tests can check what actually reached the wire.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+RETRY_AFTER_S = 1
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+    allow_reuse_address = True
+
+
+class OpenAIServer:
+    """Start with `start()`, stop with `stop()`; `base_url` is the value for litellm's `api_base`."""
+
+    def __init__(self, max_lifetime_s: float = 300.0, latency_s: float = 0.0):
+        self.max_lifetime_s = max_lifetime_s
+        self.latency_s = latency_s
+        self._lock = threading.Lock()
+        self.requests: Counter[tuple[str, str]] = Counter()
+        self.bodies: list[dict] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._timer: threading.Timer | None = None
+
+    @property
+    def base_url(self) -> str:
+        assert self._httpd is not None, "server not started"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def start(self) -> "OpenAIServer":
+        self._httpd = _Server(("127.0.0.1", 0), _make_handler(self))
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        # A forgotten server must not outlive the test session by much.
+        self._timer = threading.Timer(self.max_lifetime_s, self._httpd.shutdown)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def stop(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+        if self._httpd:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.bodies.clear()
+            self.peak_in_flight = self.in_flight
+
+    def count(self, model: str | None = None, prompt: str | None = None) -> int:
+        with self._lock:
+            return sum(
+                n for (m, p), n in self.requests.items()
+                if (model is None or m == model) and (prompt is None or p == prompt)
+            )
+
+    # called from handler threads
+    def _enter(self, model: str, prompt: str, body: dict) -> int:
+        with self._lock:
+            self.requests[(model, prompt)] += 1
+            self.bodies.append(body)
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            return self.requests[(model, prompt)]
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+
+def _prompt_of(body: dict) -> str:
+    messages = body.get("messages") or []
+    return str(messages[-1].get("content", "")) if messages else ""
+
+
+def _completion(model: str, prompt: str) -> dict:
+    text = f"answer to: {prompt}"
+    return {
+        "id": "chatcmpl-local",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {
+            "prompt_tokens": len(prompt.split()),
+            "completion_tokens": len(text.split()),
+            "total_tokens": len(prompt.split()) + len(text.split()),
+        },
+    }
+
+
+def _make_handler(server: OpenAIServer):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:  # keep pytest output clean
+            pass
+
+        def _send(self, status: int, payload: bytes, content_type="application/json", headers=None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def _json(self, status: int, obj: dict, headers=None) -> None:
+            self._send(status, json.dumps(obj).encode(), headers=headers)
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length)
+            if self.path.rstrip("/") != "/v1/chat/completions":
+                self._json(404, {"error": {"message": f"no route {self.path}"}})
+                return
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                self._json(400, {"error": {"message": "request body is not JSON"}})
+                return
+            model, prompt = str(body.get("model", "")), _prompt_of(body)
+            nth = server._enter(model, prompt, body)
+            try:
+                if server.latency_s:
+                    time.sleep(server.latency_s)
+                self._answer(model, prompt, nth)
+            finally:
+                server._leave()
+
+        def _answer(self, model: str, prompt: str, nth: int) -> None:
+            if model.startswith("flaky429-") and nth <= int(model.split("-", 1)[1]):
+                self._json(429, {"error": {"message": "rate limited", "type": "rate_limit"}},
+                           headers={"Retry-After": str(RETRY_AFTER_S)})
+            elif model == "always500":
+                self._json(500, {"error": {"message": "internal error", "type": "server_error"}})
+            elif model == "malformed":
+                self._send(200, b"<html>this is not json", content_type="application/json")
+            else:
+                if model.startswith("slow-"):
+                    time.sleep(float(model.split("-", 1)[1]))
+                try:
+                    self._json(200, _completion(model, prompt))
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout test)
+
+    return Handler
