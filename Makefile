@@ -1,0 +1,50 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+export LITELLM_LOG := ERROR
+export GX_ANALYTICS_ENABLED := false
+export DAGSTER_DISABLE_TELEMETRY := 1
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+
+.PHONY: setup demo test test-fast ui bench clean-state
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	@test ! -e "$$($(BIN)/python -c 'import site; print(site.getsitepackages()[0])')/litellm_init.pth" \
+		|| (echo "litellm_init.pth found: a compromised litellm release is installed" && exit 3)
+	touch $(STAMP)
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+
+# The demo: the PR tier of the demo suite through Dagster (in-process), v1 passes, then the regressed v2 is blocked.
+demo: setup
+	$(BIN)/evalplatform run --suite demo
+	@echo ""
+	@echo "=== the same suite against support-v2 (a regressed release) ==="
+	@$(BIN)/evalplatform run --suite demo --model local/support-v2; code=$$?; \
+	  if [ $$code -eq 1 ]; then echo "(exit 1: the gate blocked v2, as it should)"; else exit $$code; fi
+	@echo ""
+	@echo "next: 'make ui' opens the Dagster UI (lineage, re-runs) at http://127.0.0.1:3000;"
+	@echo "      '$(BIN)/evalplatform history list' lists the runs in .evalplatform/history.duckdb"
+
+test: setup
+	$(BIN)/pytest
+
+ui: setup
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+bench: setup
+	$(BIN)/python bench/bench_run.py
+
+clean-state:
+	rm -rf .evalplatform .dagster_home

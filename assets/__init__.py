@@ -1,0 +1,1 @@
+"""Dagster assets and asset checks of the evalplatform code location: thin wrappers over `evalplatform`."""

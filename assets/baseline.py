@@ -1,0 +1,27 @@
+"""The promoted baseline: the last scored run whose blocking gates passed, recorded in the history."""
+
+
+import dagster as dg
+
+from assets.partitions import suite_partitions
+from assets.resources import EvalProject
+
+
+@dg.asset(
+    partitions_def=suite_partitions,
+    group_name="evaluation",
+    pool="history_writer",
+    automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
+    description="Promotes the latest complete scored run of the suite to baseline; blocked by any failed "
+    "blocking gate on the scored run (in the same run, and across runs through its automation condition).",
+)
+def promoted_baseline(
+    context: dg.AssetExecutionContext, eval_project: EvalProject, scored_run: dict
+) -> dg.Output[dict]:
+    store = eval_project.store()
+    run = store.get_run(scored_run["run_id"])
+    if run is None or run["status"] != "complete":
+        raise dg.Failure(f"run {scored_run['run_id']!r} is not a complete run in {store.path}")
+    store.promote(run["suite"], run["run_id"], reason=f"gates passed in dagster run {context.run_id}")
+    return dg.Output({"run_id": run["run_id"], "suite": run["suite"]},
+                     metadata={"run_id": run["run_id"], "model": run["target_model"] or ""})

@@ -1,0 +1,13 @@
+"""Partitions: one per suite found under datasets/."""
+
+
+import dagster as dg
+
+from assets.resources import REPO_ROOT
+
+
+def discover_suites() -> list[str]:
+    return sorted(p.parent.name for p in (REPO_ROOT / "datasets").glob("*/suite.yaml"))
+
+
+suite_partitions = dg.StaticPartitionsDefinition(discover_suites() or ["demo"])

@@ -1,0 +1,18 @@
+"""The evalplatform code location: datasets -> scored runs -> gates -> promoted baseline."""
+
+import dagster as dg
+
+from assets.baseline import promoted_baseline
+from assets.checks import pass_rate_at_least_floor
+from assets.resources import RESOURCES
+from assets.scored_runs import scored_run
+from assets.suites import suite_dataset
+from sensors.jobs import nightly_eval_job, nightly_sweep, pr_eval_job
+
+defs = dg.Definitions(
+    assets=[suite_dataset, scored_run, promoted_baseline],
+    asset_checks=[pass_rate_at_least_floor],
+    jobs=[pr_eval_job, nightly_eval_job],
+    schedules=[nightly_sweep],
+    resources=RESOURCES,
+)

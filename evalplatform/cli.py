@@ -1,0 +1,204 @@
+"""The `evalplatform` command: run, history, and the other verbs; exit 0 pass, 1 blocked, 2 bad input, 3 infra."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Callable
+
+from evalplatform.errors import EvalPlatformError, InfraError, InputError
+
+EXIT_PASS, EXIT_BLOCKED, EXIT_INPUT, EXIT_INFRA = 0, 1, 2, 3
+
+# Subcommand registry: name -> (configure parser, handler). Other modules add theirs with `command`.
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {}
+
+
+def command(name: str, help: str):
+    def wrap(configure):
+        def bind(handler):
+            COMMANDS[name] = (configure, handler, help)
+            return handler
+        return bind
+    return wrap
+
+
+def _env_defaults() -> None:
+    # litellm reaches for the network at import unless told to use its bundled cost map.
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ.setdefault("LITELLM_LOG", "ERROR")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+
+
+class Progress:
+    """A one-line progress bar on a terminal; silent otherwise (CI logs stay clean)."""
+
+    def __init__(self, total: int, stream=None):
+        stream = stream or sys.stderr
+        self.total, self.done, self.errors, self.hits = total, 0, 0, 0
+        self.stream = stream
+        self.enabled = stream.isatty() and total > 0
+        self.t0 = time.perf_counter()
+        self.last = 0.0
+
+    def __call__(self, result) -> None:
+        self.done += 1
+        self.errors += result.error is not None
+        self.hits += bool(result.cache_hit)
+        now = time.perf_counter()
+        if self.enabled and (now - self.last > 0.1 or self.done == self.total):
+            self.last = now
+            width = 30
+            filled = int(width * self.done / self.total)
+            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} calls "
+                              f"{self.hits} cached {self.errors} errors {now - self.t0:5.1f}s")
+            if self.done == self.total:
+                self.stream.write("\n")
+            self.stream.flush()
+
+
+def _configure_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--suite", required=True, help="suite name (datasets/NAME/suite.yaml) or path to a suite.yaml")
+    p.add_argument("--tier", default="pr", choices=["pr", "nightly"])
+    p.add_argument("--model", help="override the suite's target model (litellm model string)")
+    p.add_argument("--repeats", type=int, help="override the number of repeats")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
+    p.add_argument("--concurrency", type=int, help="maximum model calls in flight")
+    p.add_argument("--engine", choices=["dagster", "direct"], default=None,
+                   help="dagster: materialize the code location's assets in-process (default when the project has "
+                        "definitions.py); direct: the library pipeline alone")
+
+
+@command("run", "run a suite's tier and gate it")(_configure_run)
+def cmd_run(args: argparse.Namespace) -> int:
+    from evalplatform.pipeline import RunOptions, resolve_suite
+    from evalplatform.project import find_project
+
+    project = find_project()
+    if args.concurrency is not None and not 1 <= args.concurrency <= 512:
+        raise InputError(None, "--concurrency", "must be between 1 and 512")
+    if args.repeats is not None and not 1 <= args.repeats <= 100:
+        raise InputError(None, "--repeats", "must be between 1 and 100")
+    opts = RunOptions(suite=args.suite, tier=args.tier, model=args.model, repeats=args.repeats,
+                      no_cache=args.no_cache, concurrency=args.concurrency)
+    suite = resolve_suite(project, opts.suite)  # fail fast on a bad suite, before any engine starts
+    engine = args.engine or ("dagster" if project.definitions_file.is_file() else "direct")
+    if engine == "dagster":
+        from evalplatform.engine import run_with_dagster
+
+        run_id, dagster_run_id = run_with_dagster(project, opts)
+        ui_hint = (f"dagster run {dagster_run_id}: see it with `make ui` (dagster dev, DAGSTER_HOME="
+                   f"{os.environ.get('DAGSTER_HOME', '<unset: ephemeral instance>')})")
+    else:
+        from evalplatform.pipeline import scored_run
+
+        run, _ = scored_run(project, opts, progress=Progress)
+        run_id, ui_hint = run.run_id, None
+    return _print_summary(project, run_id, ui_hint)
+
+
+def _print_summary(project, run_id: str, ui_hint: str | None) -> int:
+    from evalplatform.history import HistoryStore
+    from evalplatform.pipeline import gate_from_history
+    from evalplatform.report import render_summary
+
+    store = HistoryStore(project.history_path)
+    gate, record = gate_from_history(project, run_id, store)
+    results = store.get_results(run_id)
+    print(render_summary(run=record, results=results, gate=gate, history_path=str(project.history_path),
+                         ui_hint=ui_hint))
+    return EXIT_BLOCKED if gate.blocks else EXIT_PASS
+
+
+def _configure_history(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="history_cmd")
+    ls = sub.add_parser("list", help="recent runs")
+    ls.add_argument("--suite")
+    ls.add_argument("--limit", type=int, default=20)
+    ls.add_argument("--all", action="store_true", help="include running and failed runs")
+    show = sub.add_parser("show", help="one run with its provenance and summary")
+    show.add_argument("run_id")
+
+
+@command("history", "list runs or show one")(_configure_history)
+def cmd_history(args: argparse.Namespace) -> int:
+    import json
+
+    from evalplatform.history import HistoryStore
+    from evalplatform.project import find_project
+
+    project = find_project()
+    store = HistoryStore(project.history_path)
+    if args.history_cmd in (None, "list"):
+        runs = store.list_runs(suite=getattr(args, "suite", None), limit=getattr(args, "limit", 20),
+                               status=None if getattr(args, "all", False) else "complete")
+        if runs.height == 0:
+            print(f"no runs in {project.history_path}")
+            return EXIT_PASS
+        print(f"{'run_id':<28}{'suite':<10}{'tier':<9}{'status':<10}{'model':<22}{'pass':>6}{'fail':>6}"
+              f"{'error':>6}  decision")
+        for r in runs.iter_rows(named=True):
+            print(f"{r['run_id']:<28}{r['suite']:<10}{(r['tier'] or ''):<9}{r['status']:<10}"
+                  f"{(r['target_model'] or '')[:21]:<22}{r['n_pass'] or 0:>6}{r['n_fail'] or 0:>6}"
+                  f"{r['n_error'] or 0:>6}  {r['decision'] or ''}")
+        return EXIT_PASS
+    record = store.get_run(args.run_id)
+    if record is None:
+        raise InputError(project.history_path, "run_id", f"no run {args.run_id!r}", "see `evalplatform history list`")
+    if record["status"] == "complete":
+        _print_summary(project, record["run_id"], None)
+        return EXIT_PASS
+    print(json.dumps(record, indent=2, default=str))
+    return EXIT_PASS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    _load_plugins()
+    parser = argparse.ArgumentParser(prog="evalplatform", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (configure, _, help_text) in COMMANDS.items():
+        configure(sub.add_parser(name, help=help_text))
+    return parser
+
+
+def _load_plugins() -> None:
+    """Other verbs register themselves in their own modules; import those that exist."""
+    import importlib
+
+    for mod in ("evalplatform.cli_gate", "evalplatform.cli_judges"):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    _env_defaults()
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: usage errors are bad input
+        return EXIT_INPUT if exc.code not in (0, None) else EXIT_PASS
+    handler = COMMANDS[args.command][1]
+    try:
+        return handler(args)
+    except EvalPlatformError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INFRA
+    except Exception as exc:  # an unexpected failure is infrastructure, reported in one line
+        print(f"error: internal failure: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+              f" (set EVALPLATFORM_DEBUG=1 for the traceback)", file=sys.stderr)
+        if os.environ.get("EVALPLATFORM_DEBUG"):
+            raise
+        return EXIT_INFRA
+
+
+if __name__ == "__main__":
+    sys.exit(main())

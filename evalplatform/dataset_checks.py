@@ -1,0 +1,53 @@
+"""Dataset-level checks with Great Expectations (ephemeral context), run once per dataset version."""
+
+from __future__ import annotations
+
+import os
+
+import polars as pl
+
+from evalplatform.datasets import SEVERITIES, SOURCES
+
+
+def _pandas(df: pl.DataFrame):
+    import pandas as pd
+
+    # Scalar columns only: GX expectations here never look inside lists.
+    cols = [c for c, t in df.schema.items() if not isinstance(t, (pl.List, pl.Struct))]
+    return pd.DataFrame({c: df.get_column(c).to_list() for c in cols})
+
+
+def validate_dataset(cases: pl.DataFrame, max_rows: int = 1_000_000) -> dict:
+    """Run the batch expectations; returns {success, statistics, failed: [{expectation, column, details}]}."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    batch = ctx.data_sources.add_pandas("cases").add_dataframe_asset("cases").add_batch_definition_whole_dataframe("all")
+    suite = ctx.suites.add(gx.ExpectationSuite(name="case_dataset"))
+    expectations = [
+        gxe.ExpectTableRowCountToBeBetween(min_value=1, max_value=max_rows),
+        gxe.ExpectColumnValuesToNotBeNull(column="case_id"),
+        gxe.ExpectColumnValuesToBeUnique(column="case_id"),
+        gxe.ExpectColumnValuesToBeInSet(column="source", value_set=list(SOURCES)),
+    ]
+    if "severity" in cases.columns:
+        expectations.append(gxe.ExpectColumnValuesToBeInSet(column="severity", value_set=list(SEVERITIES)))
+    if "category" in cases.columns:
+        expectations.append(gxe.ExpectColumnValuesToNotBeNull(column="category", mostly=0.95))
+    for e in expectations:
+        suite.add_expectation(e)
+    vd = ctx.validation_definitions.add(gx.ValidationDefinition(name="cases", data=batch, suite=suite))
+    res = vd.run(batch_parameters={"dataframe": _pandas(cases)}, result_format="SUMMARY").to_json_dict()
+    failed = [
+        {
+            "expectation": r["expectation_config"]["type"],
+            "column": r["expectation_config"].get("kwargs", {}).get("column"),
+            "details": {k: r.get("result", {}).get(k) for k in ("unexpected_count", "partial_unexpected_list", "observed_value")},
+        }
+        for r in res["results"] if not r["success"]
+    ]
+    return {"success": bool(res["success"]), "statistics": res["statistics"], "failed": failed}

@@ -1,0 +1,25 @@
+"""Runs the PR job of the project's Dagster code location in-process (the code location imports Dagster; we don't)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from evalplatform.errors import InfraError
+from evalplatform.pipeline import RunOptions
+from evalplatform.project import Project
+
+
+def run_with_dagster(project: Project, opts: RunOptions) -> tuple[str, str]:
+    """Materialize dataset -> scored run -> gate -> baseline in-process; returns (run_id, dagster run id).
+
+    Errors raised inside the job come back as the same InputError / InfraError the direct path raises.
+    """
+    root = str(project.root)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    try:
+        jobs = importlib.import_module("sensors.jobs")
+    except ImportError as exc:
+        raise InfraError(f"{project.definitions_file}: cannot load the code location: {exc}") from None
+    return jobs.run_pr_job_in_process(project, opts)

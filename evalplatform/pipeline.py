@@ -1,0 +1,122 @@
+"""One scored run end to end, recorded in the history: the steps the Dagster assets call, and the direct path."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Callable
+
+from evalplatform import provenance
+from evalplatform.datasets import Dataset
+from evalplatform.errors import InputError
+from evalplatform.gate import GateResult, pass_rate_floor
+from evalplatform.history import HistoryStore, new_run_id
+from evalplatform.project import Project
+from evalplatform.runner import ScoredRun, execute, load_dataset, plan_run
+from evalplatform.suite import Gate, LoadedSuite, find_suite, load_suite
+
+
+@dataclass
+class RunOptions:
+    suite: str
+    tier: str = "pr"
+    model: str | None = None
+    repeats: int | None = None
+    no_cache: bool = False
+    concurrency: int | None = None
+
+
+def resolve_suite(project: Project, name_or_path: str) -> LoadedSuite:
+    return load_suite(find_suite(name_or_path, project.datasets_dir))
+
+
+def checked_dataset(project: Project, suite: LoadedSuite, store: HistoryStore | None = None) -> tuple[Dataset, dict]:
+    """Load and validate the dataset; the Great Expectations batch check runs once per dataset version.
+
+    A failed batch check is bad input (exit 2), remembered so a re-run fails fast with the same reason.
+    """
+    dataset = load_dataset(suite)
+    store = store or HistoryStore(project.history_path)
+    check = store.get_dataset_check(dataset.version)
+    cached = check is not None
+    if check is None:
+        from evalplatform.dataset_checks import validate_dataset
+
+        summary = validate_dataset(dataset.cases)
+        store.put_dataset_check(dataset.version, summary["success"], summary)
+        check = {"success": summary["success"], "summary": summary}
+    summary = check.get("summary") or {}
+    if not check["success"]:
+        first = (summary.get("failed") or [{}])[0]
+        raise InputError(dataset.files[0], first.get("column"),
+                         f"dataset check {first.get('expectation', 'failed')}: {first.get('details')}")
+    return dataset, {"success": True, "cached": cached, "statistics": summary.get("statistics")}
+
+
+def run_record(project: Project, suite: LoadedSuite, dataset: Dataset, plan, run_id: str,
+               dagster_run_id: str | None) -> dict:
+    prov = provenance.collect(project.root, project.lock_file if project.lock_file.exists() else None)
+    return {
+        "run_id": run_id,
+        "suite": suite.name,
+        "tier": plan.tier,
+        "started_at": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
+        "git_commit": prov.get("git_commit"),
+        "git_dirty": prov.get("git_dirty"),
+        "package_version": prov.get("package_version"),
+        "lock_hash": prov.get("lock_hash"),
+        "dataset_hash": dataset.version,
+        "prompt_hash": suite.prompt_hash,
+        "suite_hash": suite.suite_hash,
+        "target_model": plan.target.model,
+        "target_params": {**plan.target.params(), "api_base": plan.target.api_base,
+                          "system_prompt_sha256": provenance.sha256_text(plan.target.system_prompt or "")},
+        "seed": plan.target.seed,
+        "repeats": plan.repeats,
+        "dagster_run_id": dagster_run_id,
+        "provenance": {**prov, "suite_file": str(suite.path), "dataset_files": list(dataset.files),
+                       "n_selected_cases": plan.cases.height, "gate": suite.spec.gate.model_dump()},
+    }
+
+
+def scored_run(
+    project: Project,
+    opts: RunOptions,
+    *,
+    dagster_run_id: str | None = None,
+    progress: Callable[[int], Callable] | None = None,
+    store: HistoryStore | None = None,
+) -> tuple[ScoredRun, dict]:
+    """Plan, call, score and store one run; returns it with its history record. Atomic in the history."""
+    store = store or HistoryStore(project.history_path)
+    suite = resolve_suite(project, opts.suite)
+    dataset, _ = checked_dataset(project, suite, store)
+    plan = plan_run(suite, opts.tier, model=opts.model, repeats=opts.repeats, dataset=dataset)
+    run_id = new_run_id()
+    record = run_record(project, suite, dataset, plan, run_id, dagster_run_id)
+    store.begin_run(record)
+    try:
+        run = execute(plan, run_id, cache_dir=None if opts.no_cache else project.cache_dir,
+                      concurrency=opts.concurrency, on_result=progress(plan.n_calls) if progress else None)
+    except BaseException as exc:
+        store.fail_run(run_id, f"{type(exc).__name__}: {exc}"[:500])
+        raise
+    run.totals["decision"] = gate_run(suite, run).status
+    store.complete_run(run_id, run.results, run.outputs, run.totals)
+    record.update(run.totals)
+    return run, record
+
+
+def gate_run(suite: LoadedSuite, run: ScoredRun) -> GateResult:
+    g = suite.spec.gate
+    return pass_rate_floor(run.results, g.pass_rate_floor, g.confidence)
+
+
+def gate_from_history(project: Project, run_id: str, store: HistoryStore | None = None) -> tuple[GateResult, dict]:
+    store = store or HistoryStore(project.history_path)
+    record = store.get_run(run_id)
+    if record is None:
+        raise InputError(project.history_path, "run_id", f"no run {run_id!r} in the history")
+    # The gate recorded with the run, not today's suite file: a re-check must judge what was run.
+    g = Gate.model_validate(record["provenance"]["gate"])
+    return pass_rate_floor(store.get_results(record["run_id"]), g.pass_rate_floor, g.confidence), record

@@ -1,0 +1,212 @@
+"""The pipeline of one scored run, as plain functions: plan the cases, call the target, score, summarize."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import polars as pl
+
+from evalplatform import results as R
+from evalplatform.datasets import Dataset, load_cases
+from evalplatform.errors import InputError
+from evalplatform.models.calls import CallRequest, CallResult
+from evalplatform.models.target import Target
+from evalplatform.prompt import build_messages, render, template_fields
+from evalplatform.provenance import sha256_text
+from evalplatform.selection import select_cases
+from evalplatform.suite import LoadedSuite, TierSpec
+
+TIERS = ("pr", "nightly")
+
+
+@dataclass
+class RunPlan:
+    """Everything a scored run needs, fixed before the first model call (and recorded as provenance)."""
+
+    suite: LoadedSuite
+    dataset: Dataset
+    tier: str
+    cases: pl.DataFrame
+    target: Target
+    repeats: int
+    requests: list[CallRequest] = field(default_factory=list)
+
+    @property
+    def n_calls(self) -> int:
+        return len(self.requests)
+
+
+def load_dataset(suite: LoadedSuite) -> Dataset:
+    return load_cases([(suite.root / d.path, d.source) for d in suite.spec.datasets])
+
+
+def _check_case_fields(suite: LoadedSuite, cases: pl.DataFrame) -> None:
+    """Fail before any model call when the prompt or a scorer reads a field a case lacks."""
+    needs: list[tuple[str, str, pl.Expr]] = [
+        (f, "prompt", pl.lit(True)) for f in template_fields(suite.prompt_template, suite.root / suite.spec.prompt)
+    ]
+    for i, s in enumerate(suite.spec.scorers):
+        needs += [(f, f"scorers[{i}] ({s.id})", s.applies()) for f in s.columns_needed()]
+    for fieldname, label, applies in needs:
+        scope = cases.filter(applies)
+        if scope.height == 0:
+            continue
+        if fieldname not in cases.columns:
+            raise InputError(suite.path, label, f"reads case field {fieldname!r}, which no case has",
+                             "add it to the dataset or fix the name")
+        missing = scope.filter(pl.col(fieldname).is_null())
+        if missing.height:
+            raise InputError(suite.path, label, f"case {missing['case_id'][0]!r} lacks field {fieldname!r} "
+                             f"({missing.height} case(s) in all)", "add the field or narrow the scorer's `when`")
+
+
+def plan_run(
+    suite: LoadedSuite,
+    tier: str = "pr",
+    *,
+    model: str | None = None,
+    repeats: int | None = None,
+    dataset: Dataset | None = None,
+) -> RunPlan:
+    if tier not in TIERS:
+        raise InputError(None, "--tier", f"unknown tier {tier!r}", f"use one of {', '.join(TIERS)}")
+    dataset = dataset or load_dataset(suite)
+    _check_case_fields(suite, dataset.cases)
+    tier_spec = suite.spec.tiers.get(tier) or TierSpec()
+    cases = select_cases(dataset.cases, tier_spec, where=f"{suite.path}: tiers.{tier}")
+    target = suite.spec.target
+    if model:
+        target = target.model_copy(update={"model": model})
+    n_repeats = repeats or tier_spec.repeats or suite.spec.repeats
+    if n_repeats < 1:
+        raise InputError(None, "--repeats", "must be at least 1")
+    fields = [f for f in template_fields(suite.prompt_template) if f in cases.columns]
+    requests = []
+    for row in cases.select(["case_id", *fields]).iter_rows(named=True):
+        messages = build_messages(target.system_prompt, render(suite.prompt_template, row))
+        requests += [CallRequest(case_id=row["case_id"], repeat=r, messages=messages) for r in range(n_repeats)]
+    return RunPlan(suite=suite, dataset=dataset, tier=tier, cases=cases, target=target, repeats=n_repeats,
+                   requests=requests)
+
+
+def outputs_frame(plan: RunPlan, calls: list[CallResult]) -> tuple[pl.DataFrame, dict[str, str]]:
+    """One row per (case, repeat) with the call's numbers and the case fields; plus outputs by hash."""
+    texts: dict[str, str] = {}
+    rows = []
+    for c in calls:
+        h = None
+        if c.text is not None:
+            h = sha256_text(c.text)
+            texts[h] = c.text
+        rows.append({
+            "case_id": c.case_id, "repeat": c.repeat, "output": c.text, "output_hash": h,
+            "call_error": c.error, "latency_ms": c.latency_ms, "served_ms": c.served_ms,
+            "tokens_in": c.tokens_in, "tokens_out": c.tokens_out, "cost_usd": c.cost_usd,
+            "cache_hit": c.cache_hit, "attempts": c.attempts,
+        })
+    calls_df = pl.DataFrame(rows, schema={
+        "case_id": pl.Utf8, "repeat": pl.Int32, "output": pl.Utf8, "output_hash": pl.Utf8, "call_error": pl.Utf8,
+        "latency_ms": pl.Float64, "served_ms": pl.Float64, "tokens_in": pl.Int64, "tokens_out": pl.Int64,
+        "cost_usd": pl.Float64, "cache_hit": pl.Boolean, "attempts": pl.Int32,
+    })
+    return calls_df.join(plan.cases, on="case_id", how="left"), texts
+
+
+def score_outputs(plan: RunPlan, frame: pl.DataFrame, run_id: str) -> pl.DataFrame:
+    """Apply every scorer to the rows it selects; a failed call is `error` on each of them."""
+    frame = frame.with_row_index("__row")
+    parts = []
+    for scorer in plan.suite.spec.scorers:
+        scope = frame.filter(scorer.applies())
+        if scope.height == 0:
+            continue
+        ok = scope.filter(pl.col("output").is_not_null())
+        scored = scorer.score(ok) if ok.height else ok.with_columns(
+            pl.lit(None, dtype=pl.Float64).alias("score"), pl.lit(None, dtype=pl.Utf8).alias("explanation"))
+        scored = scored.with_columns(
+            pl.when(pl.col("score") >= scorer.threshold).then(pl.lit("pass")).otherwise(pl.lit("fail")).alias("outcome"),
+            pl.lit(None, dtype=pl.Utf8).alias("error"),
+        )
+        errored = scope.filter(pl.col("output").is_null()).with_columns(
+            pl.lit(None, dtype=pl.Float64).alias("score"),
+            pl.lit(None, dtype=pl.Utf8).alias("explanation"),
+            pl.lit("error").alias("outcome"),
+            pl.col("call_error").alias("error"),
+        )
+        both = pl.concat([scored.select(errored.columns), errored], how="vertical_relaxed")
+        parts.append(both.with_columns(
+            pl.lit(scorer.id).alias("scorer"), pl.lit(scorer.criterion).alias("criterion"),
+            pl.lit(scorer.tier_cost).alias("tier_cost"), pl.lit(scorer.threshold).alias("threshold"),
+        ))
+    if not parts:
+        raise InputError(plan.suite.path, "scorers", "no scorer applies to any selected case",
+                         "check the scorers' `when` tags against the cases' tags")
+    table = pl.concat(parts, how="vertical_relaxed").sort(["__row", "scorer"])
+    table = table.with_columns(pl.lit(run_id).alias("run_id"), pl.lit(plan.suite.name).alias("suite"))
+    return R.conform(table)
+
+
+def run_calls_for_plan(
+    plan: RunPlan,
+    *,
+    cache_dir: Path | None,
+    concurrency: int | None = None,
+    on_result: Callable[[CallResult], None] | None = None,
+) -> list[CallResult]:
+    from evalplatform.models.cache import ResponseCache
+    from evalplatform.models.calls import run_calls_sync
+
+    cache = ResponseCache(cache_dir) if cache_dir is not None else None
+    return run_calls_sync(plan.target, plan.requests, concurrency=concurrency or plan.suite.spec.concurrency,
+                          cache=cache, on_result=on_result)
+
+
+@dataclass
+class ScoredRun:
+    """The outcome of the pipeline: the canonical results, the outputs by hash and the run's totals."""
+
+    run_id: str
+    plan: RunPlan
+    results: pl.DataFrame
+    outputs: dict[str, str]
+    totals: dict
+    wall_s: float
+
+
+def totals_of(results: pl.DataFrame, wall_s: float, n_cases: int) -> dict:
+    calls = R.call_rows(results)
+    counts = dict(results.group_by("outcome").len().iter_rows())
+    return {
+        "n_cases": n_cases,
+        "n_results": results.height,
+        "n_pass": counts.get("pass", 0),
+        "n_fail": counts.get("fail", 0),
+        "n_error": counts.get("error", 0),
+        "n_skipped": counts.get("skipped", 0),
+        "tokens_in": int(calls["tokens_in"].fill_null(0).sum()),
+        "tokens_out": int(calls["tokens_out"].fill_null(0).sum()),
+        "cost_usd": float(calls["cost_usd"].fill_null(0).sum()),
+        "cache_hits": int(calls["cache_hit"].fill_null(False).sum()),
+        "model_calls": int(calls.filter(~pl.col("cache_hit").fill_null(False)).height),
+        "wall_s": round(wall_s, 3),
+    }
+
+
+def execute(
+    plan: RunPlan,
+    run_id: str,
+    *,
+    cache_dir: Path | None,
+    concurrency: int | None = None,
+    on_result: Callable[[CallResult], None] | None = None,
+) -> ScoredRun:
+    t0 = time.perf_counter()
+    calls = run_calls_for_plan(plan, cache_dir=cache_dir, concurrency=concurrency, on_result=on_result)
+    frame, outputs = outputs_frame(plan, calls)
+    results = score_outputs(plan, frame, run_id)
+    wall = time.perf_counter() - t0
+    return ScoredRun(run_id=run_id, plan=plan, results=results, outputs=outputs,
+                     totals=totals_of(results, wall, plan.cases.height), wall_s=wall)

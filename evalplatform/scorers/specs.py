@@ -1,0 +1,13 @@
+"""The union of all scorer specs, discriminated by `type`, as used in suite files."""
+
+from __future__ import annotations
+
+from typing import Annotated, Union
+
+from pydantic import Field
+
+from evalplatform.scorers import formats, safety, text  # noqa: F401  (registers the types)
+from evalplatform.scorers.base import SCORER_REGISTRY
+
+SCORER_TYPES = tuple(SCORER_REGISTRY)
+ScorerSpec = Annotated[Union[tuple(SCORER_REGISTRY.values())], Field(discriminator="type")]

@@ -1,0 +1,223 @@
+"""Suite files: the eval-as-code definition of what to run, against which target, scored how, gated where."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from evalplatform.errors import InputError
+from evalplatform.models.target import Target
+from evalplatform.scorers.specs import ScorerSpec
+
+SUITE_SCHEMA_VERSION = 1
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetRef(_Strict):
+    path: str = Field(description="Case file (JSONL, CSV or Parquet), relative to the suite file.")
+    source: Literal["golden", "regression", "trace"] | None = Field(
+        default=None, description="Default `source` tag for rows that do not set one."
+    )
+
+
+class Gate(_Strict):
+    pass_rate_floor: float = Field(
+        ge=0, le=1, description="The one-sided lower confidence bound of the pass rate must be at least this."
+    )
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+
+
+class TierSpec(_Strict):
+    include_sources: list[Literal["golden", "regression", "trace"]] = Field(
+        default_factory=list, description="Cases from these sources are always included (e.g. the regression set)."
+    )
+    stratify_by: str | None = Field(default=None, description="Case field to stratify the slice by (e.g. category).")
+    per_stratum: int | None = Field(default=None, ge=1, description="Cases drawn per stratum; all when unset.")
+    seed: int = Field(default=0, description="Seed of the hash-based, reproducible slice.")
+    repeats: int | None = Field(default=None, ge=1, le=100, description="Overrides the suite's repeats.")
+
+
+class Suite(_Strict):
+    schema_version: Literal[1] = SUITE_SCHEMA_VERSION
+    name: str = Field(description="Lower-case identifier, used as the Dagster partition key.")
+    description: str = ""
+    datasets: list[DatasetRef] = Field(min_length=1)
+    prompt: str = Field(description="Prompt template file, relative to the suite file; {{ field }} placeholders.")
+    target: Target
+    concurrency: int = Field(default=8, ge=1, le=512)
+    repeats: int = Field(default=1, ge=1, le=100)
+    scorers: list[ScorerSpec] = Field(min_length=1)
+    gate: Gate
+    tiers: dict[Literal["pr", "nightly"], TierSpec] = Field(default_factory=lambda: {"pr": TierSpec(), "nightly": TierSpec()})
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("must be lower-case letters, digits, '-' or '_' (at most 64 characters)")
+        return v
+
+    @field_validator("datasets", mode="before")
+    @classmethod
+    def _paths_as_refs(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [{"path": x} if isinstance(x, str) else x for x in v]
+        return v
+
+    @model_validator(mode="after")
+    def _unique_scorer_ids(self) -> "Suite":
+        seen: set[str] = set()
+        for s in self.scorers:
+            if s.id in seen:
+                raise ValueError(f"duplicate scorer id {s.id!r}")
+            seen.add(s.id)
+        return self
+
+
+class LoadedSuite(BaseModel):
+    """A validated suite plus where it lives and the prompt template it points at."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    spec: Suite
+    path: Path
+    root: Path
+    prompt_template: str
+    prompt_hash: str
+    suite_hash: str
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def dataset_paths(self) -> list[Path]:
+        return [self.root / d.path for d in self.spec.datasets]
+
+
+def _field_path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _first_error(path: Path, err: ValidationError, doc: Any) -> InputError:
+    e = err.errors()[0]
+    loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    # Discriminated unions put the tag name in the location; drop it so the path reads like the file.
+    loc = tuple(p for p in loc if p not in _scorer_tags())
+    msg = e["msg"]
+    if e["type"] == "extra_forbidden":
+        msg = "unknown field"
+        fix = "remove it or check its spelling against datasets/schema/suite.schema.json"
+    elif e["type"] == "missing":
+        msg = "required field is missing"
+        fix = "add it"
+    elif e["type"] == "union_tag_invalid":
+        fix = f"use one of: {', '.join(sorted(_scorer_tags()))}"
+    else:
+        fix = "see datasets/schema/suite.schema.json"
+    return InputError(path, _field_path(loc) or None, msg, fix)
+
+
+def _scorer_tags() -> set[str]:
+    from evalplatform.scorers.specs import SCORER_TYPES
+
+    return set(SCORER_TYPES)
+
+
+def read_yaml(path: Path) -> Any:
+    """Safe-load a YAML file, turning every failure into one InputError line."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(path, None, "file not found") from None
+    except OSError as exc:
+        raise InputError(path, None, f"cannot read file: {exc.strerror}") from None
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(path, None, f"not UTF-8 (byte {exc.start})", "save the file as UTF-8") from None
+    if not text.strip():
+        raise InputError(path, None, "file is empty")
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(path, where, f"invalid YAML: {problem}") from None
+
+
+def load_suite(path: str | Path) -> LoadedSuite:
+    """Load and validate a suite file; every problem is one InputError naming the file and field."""
+    from evalplatform.provenance import sha256_text, canonical_json
+
+    path = Path(path)
+    doc = read_yaml(path)
+    if not isinstance(doc, dict):
+        raise InputError(path, None, "a suite file must be a YAML mapping", "start with `name: ...`")
+    try:
+        spec = Suite.model_validate(doc)
+    except ValidationError as err:
+        raise _first_error(path, err, doc) from None
+    root = path.parent
+    prompt_path = root / spec.prompt
+    try:
+        template = prompt_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(path, "prompt", f"prompt template {spec.prompt!r} not found next to the suite file") from None
+    except UnicodeDecodeError:
+        raise InputError(prompt_path, None, "prompt template is not UTF-8") from None
+    if not template.strip():
+        raise InputError(prompt_path, None, "prompt template is empty")
+    from evalplatform.prompt import template_fields
+
+    template_fields(template, prompt_path)  # raises on malformed placeholders
+    for i, d in enumerate(spec.datasets):
+        if not (root / d.path).is_file():
+            raise InputError(path, f"datasets[{i}].path", f"dataset file {d.path!r} not found next to the suite file")
+    for i, s in enumerate(spec.scorers):
+        s.check_files(root, path, f"scorers[{i}]")
+    return LoadedSuite(
+        spec=spec,
+        path=path,
+        root=root,
+        prompt_template=template,
+        prompt_hash=sha256_text(template),
+        suite_hash=sha256_text(canonical_json(spec.model_dump(mode="json"))),
+    )
+
+
+def suite_json_schema() -> dict:
+    return Suite.model_json_schema()
+
+
+def find_suite(name_or_path: str, datasets_dir: Path) -> Path:
+    """Resolve `--suite NAME` (datasets/NAME/suite.yaml) or a path to a suite file."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml"):
+        if not p.is_file():
+            raise InputError(p, None, "suite file not found")
+        return p
+    candidate = datasets_dir / name_or_path / "suite.yaml"
+    if candidate.is_file():
+        return candidate
+    known = sorted(q.parent.name for q in datasets_dir.glob("*/suite.yaml")) if datasets_dir.is_dir() else []
+    raise InputError(
+        candidate, "--suite", f"no suite named {name_or_path!r}",
+        f"known suites: {', '.join(known) or 'none'}; or pass a path to a suite.yaml",
+    )
