@@ -71,7 +71,7 @@ def to_canonical(src: pl.DataFrame, mapping: dict[str, str] | None, path: Path, 
         raise InputError(path, "columns", "missing required column(s): " + "; ".join(what),
                          f"pass a mapping such as {{'case_id': 'id', 'outcome': 'status'}}; file has {src.columns}")
     df = src.select([pl.col(v).alias(k) for k, v in mapping.items()])
-    df = df.with_columns(_outcome(df, path), pl.col("case_id").cast(pl.Utf8))
+    df = df.with_columns(_outcome(df, path, mapping["outcome"]), pl.col("case_id").cast(pl.Utf8))
     if df["case_id"].null_count() or (df["case_id"].str.len_chars() == 0).any():
         raise InputError(path, f"case_id <- {mapping['case_id']!r}", "empty or missing case id")
     for name in ("score", "threshold", "latency_ms", "served_ms", "cost_usd", "tokens_in", "tokens_out",
@@ -91,7 +91,7 @@ def to_canonical(src: pl.DataFrame, mapping: dict[str, str] | None, path: Path, 
     return df
 
 
-def _outcome(df: pl.DataFrame, path: Path) -> pl.Series:
+def _outcome(df: pl.DataFrame, path: Path, source: str) -> pl.Series:
     raw = df["outcome"]
     if raw.dtype == pl.Boolean:
         text = raw.cast(pl.Utf8)
@@ -104,7 +104,7 @@ def _outcome(df: pl.DataFrame, path: Path) -> pl.Series:
     bad = norm.is_null()
     if bad.any():
         value = raw.filter(bad)[0]
-        raise InputError(path, "outcome", f"unknown outcome value {value!r}",
+        raise InputError(path, f"outcome <- {source!r}", f"unknown outcome value {value!r}",
                          "use pass/passed/true/1/success, fail/failed/false/0, error/errored or skip/skipped")
     return norm.alias("outcome")
 
