@@ -194,7 +194,9 @@ class HistoryStore:
             try:
                 con.execute(sql, [row[n] for n in names])
             except duckdb.ConstraintException as err:
-                raise InputError(self.path, "run_id", f"run {row['run_id']!r} already exists", "use new_run_id()") from err
+                raise InputError(
+                    self.path, "run_id", f"run {row['run_id']!r} already exists", "use new_run_id()"
+                ) from err
 
     def complete_run(
         self,
@@ -320,7 +322,9 @@ class HistoryStore:
             if found[0] != suite:
                 raise InputError(self.path, "run_id", f"run {run_id!r} belongs to suite {found[0]!r}, not {suite!r}")
             if found[1] != "complete":
-                raise InputError(self.path, "run_id", f"run {run_id!r} is {found[1]}; only a complete run can be a baseline")
+                raise InputError(
+                    self.path, "run_id", f"run {run_id!r} is {found[1]}; only a complete run can be a baseline"
+                )
             con.execute("INSERT INTO baselines VALUES (?, ?, ?, ?)", [suite, run_id, utcnow(), reason])
 
     def latest_baseline(self, suite: str) -> str | None:

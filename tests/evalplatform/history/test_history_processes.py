@@ -10,7 +10,8 @@ import pytest
 
 from evalplatform.errors import InfraError
 from evalplatform.history import HistoryStore
-from tests.evalplatform.history.conftest import make_results, wait_for
+from tests.evalplatform.history.history_worker import make_results
+from tests.evalplatform.history.procs import wait_for
 
 RUNS_PER_WRITER = 20
 ROWS_PER_RUN = 1_000

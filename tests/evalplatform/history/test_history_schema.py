@@ -8,7 +8,7 @@ import pytest
 from evalplatform.errors import InfraError
 from evalplatform.history import LATEST_VERSION, MIGRATIONS, HistoryStore, migrate
 from evalplatform.history.schema import current_version
-from tests.evalplatform.history.conftest import make_results
+from tests.evalplatform.history.history_worker import make_results
 
 TABLES = {"schema_version", "runs", "results", "outputs", "dataset_checks", "baselines", "decisions"}
 

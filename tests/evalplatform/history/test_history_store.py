@@ -11,7 +11,7 @@ from polars.testing import assert_frame_equal
 from evalplatform import results as rt
 from evalplatform.errors import InfraError, InputError
 from evalplatform.history import HistoryStore, new_run_id
-from tests.evalplatform.history.conftest import make_results, outputs_for
+from tests.evalplatform.history.history_worker import make_results, outputs_for
 
 
 @pytest.fixture
