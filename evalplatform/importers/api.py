@@ -109,8 +109,8 @@ def _frame(parsed: Parsed, path: Path) -> pl.DataFrame:
     if parsed.frame is not None:
         df = parsed.frame
     else:
-        used = {k for row in parsed.rows[:1000] for k in row} | {"case_id", "repeat", "scorer", "outcome"}
-        schema = {k: v for k, v in results.SCHEMA.items() if k in used or any(k in r for r in parsed.rows)}
+        # Keys a row leaves out become nulls of the canonical type.
+        schema = {k: v for k, v in results.SCHEMA.items() if k not in ("run_id", "suite", "tier_cost")}
         df = pl.from_dicts(parsed.rows, schema=schema) if parsed.rows else results.empty()
     if df.height == 0:
         raise InputError(path, None, "the file holds no results", "was the run empty or cut short?")
