@@ -6,6 +6,7 @@ import dagster as dg
 from assets.partitions import suite_partitions
 from assets.resources import EvalProject
 from evalplatform.pipeline import checked_dataset, resolve_suite
+from evalplatform.runner import load_dataset, plan_run
 
 
 @dg.asset(
@@ -18,7 +19,9 @@ from evalplatform.pipeline import checked_dataset, resolve_suite
 def suite_dataset(context: dg.AssetExecutionContext, eval_project: EvalProject) -> dg.Output[dict]:
     project = eval_project.project()
     suite = resolve_suite(project, context.partition_key)
-    dataset, check = checked_dataset(project, suite, eval_project.store())
+    # Row and field checks first (they write nothing), then the batch check remembered per version.
+    plan = plan_run(suite, "nightly", dataset=load_dataset(suite))
+    dataset, check = checked_dataset(project, suite, eval_project.store(), plan.dataset)
     value = {"suite": suite.name, "version": dataset.version, "n_cases": dataset.n, "files": list(dataset.files)}
     return dg.Output(
         value,

@@ -84,7 +84,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise InputError(None, "--repeats", "must be between 1 and 100")
     opts = RunOptions(suite=args.suite, tier=args.tier, model=args.model, repeats=args.repeats,
                       no_cache=args.no_cache, concurrency=args.concurrency)
-    suite = resolve_suite(project, opts.suite)  # fail fast on a bad suite, before any engine starts
+    # Fail fast on a bad suite or dataset, before any engine starts or anything is written.
+    from evalplatform.runner import plan_run
+
+    plan_run(resolve_suite(project, opts.suite), opts.tier, model=opts.model, repeats=opts.repeats)
     engine = args.engine or ("dagster" if project.definitions_file.is_file() else "direct")
     if engine == "dagster":
         from evalplatform.engine import run_with_dagster

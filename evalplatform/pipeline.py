@@ -30,12 +30,13 @@ def resolve_suite(project: Project, name_or_path: str) -> LoadedSuite:
     return load_suite(find_suite(name_or_path, project.datasets_dir))
 
 
-def checked_dataset(project: Project, suite: LoadedSuite, store: HistoryStore | None = None) -> tuple[Dataset, dict]:
+def checked_dataset(project: Project, suite: LoadedSuite, store: HistoryStore | None = None,
+                    dataset: Dataset | None = None) -> tuple[Dataset, dict]:
     """Load and validate the dataset; the Great Expectations batch check runs once per dataset version.
 
     A failed batch check is bad input (exit 2), remembered so a re-run fails fast with the same reason.
     """
-    dataset = load_dataset(suite)
+    dataset = dataset or load_dataset(suite)
     store = store or HistoryStore(project.history_path)
     check = store.get_dataset_check(dataset.version)
     cached = check is not None
@@ -90,8 +91,9 @@ def scored_run(
     """Plan, call, score and store one run; returns it with its history record. Atomic in the history."""
     store = store or HistoryStore(project.history_path)
     suite = resolve_suite(project, opts.suite)
-    dataset, _ = checked_dataset(project, suite, store)
-    plan = plan_run(suite, opts.tier, model=opts.model, repeats=opts.repeats, dataset=dataset)
+    # Every check that needs no write comes first: bad input must leave the history untouched.
+    plan = plan_run(suite, opts.tier, model=opts.model, repeats=opts.repeats, dataset=load_dataset(suite))
+    dataset, _ = checked_dataset(project, suite, store, plan.dataset)
     run_id = new_run_id()
     record = run_record(project, suite, dataset, plan, run_id, dagster_run_id)
     store.begin_run(record)

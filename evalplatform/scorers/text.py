@@ -55,7 +55,7 @@ class _Needles(ScorerBase):
                 needles = pl.concat_list(needles.cast(pl.Utf8))
         else:
             vals = [self.value] if isinstance(self.value, str) else list(self.value)
-            needles = pl.lit(pl.Series([vals]))
+            needles = pl.lit(vals, dtype=pl.List(pl.Utf8))
         long = frame.select(pl.col(_IDX), pl.col("output"), needles.alias("needle")).explode("needle")
         long = long.filter(pl.col("needle").is_not_null() & (pl.col("needle").cast(pl.Utf8) != ""))
         hay, needle = pl.col("output"), pl.col("needle").cast(pl.Utf8)
