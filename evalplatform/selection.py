@@ -26,8 +26,11 @@ def select_cases(cases: pl.DataFrame, tier: TierSpec, where: str = "tiers") -> p
         key = tier.stratify_by
         if key is not None and key not in cases.columns:
             raise InputError(None, f"{where}.stratify_by", f"no case field named {key!r}")
-        ranked = cases.with_columns(
-            pl.Series("__rank", [_rank(tier.seed, c) for c in cases["case_id"].to_list()]),
+        always = pl.col("source").is_in(tier.include_sources) if tier.include_sources else pl.lit(False)
+        # The slice is drawn from the cases not already included, so it does not shrink per stratum.
+        pool = cases.filter(~always)
+        ranked = pool.with_columns(
+            pl.Series("__rank", [_rank(tier.seed, c) for c in pool["case_id"].to_list()], dtype=pl.Utf8),
             (pl.col(key).cast(pl.Utf8).fill_null("(none)") if key else pl.lit("all")).alias("__stratum"),
         )
         sliced = (
@@ -35,9 +38,7 @@ def select_cases(cases: pl.DataFrame, tier: TierSpec, where: str = "tiers") -> p
             .filter(pl.col("__pos") <= tier.per_stratum)
             .get_column("case_id")
         )
-        keep = pl.col("case_id").is_in(sliced.implode())
-        if tier.include_sources:
-            keep = keep | pl.col("source").is_in(tier.include_sources)
+        keep = pl.col("case_id").is_in(sliced.implode()) | always
         chosen = cases.filter(keep)
     if chosen.height == 0:
         raise InputError(None, where, "the tier selects no cases", "check include_sources / per_stratum")

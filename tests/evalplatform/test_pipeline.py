@@ -1,0 +1,167 @@
+"""The scored-run pipeline on the mini suite: tiers, repeats, cache, history and the floor gate."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from evalplatform import results as R
+from evalplatform.cli import main
+from evalplatform.gate import case_outcomes, pass_rate_floor
+from evalplatform.history import HistoryStore
+from evalplatform.models.local_provider import register_app
+from evalplatform.pipeline import RunOptions, scored_run
+from evalplatform.project import Project
+from tests.suite_helpers import echo_upper, make_project
+
+CALLS: list[str] = []
+
+
+def counting_echo(messages, params):
+    CALLS.append(messages[-1]["content"])
+    return echo_upper(messages, params)
+
+
+register_app("counting-echo", counting_echo)
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    root = make_project(tmp_path)
+    monkeypatch.setenv("EVALPLATFORM_PROJECT", str(root))
+    monkeypatch.delenv("EVALPLATFORM_HOME", raising=False)
+    CALLS.clear()
+    return Project(root)
+
+
+def _run(project, **kw):
+    return scored_run(project, RunOptions(suite="mini", model="local/counting-echo", **kw))
+
+
+def test_pr_tier_is_regression_set_plus_stratified_slice(project):
+    run, record = _run(project)
+    cases = run.results["case_id"].unique().to_list()
+    assert {"reg-001", "reg-002"} <= set(cases)
+    golden = [c for c in cases if not c.startswith("reg-")]
+    # per_stratum 3 over categories echo (13 cases), format (4), safety (1)
+    assert len(golden) == 3 + 3 + 1
+    again, _ = _run(project)
+    assert sorted(again.results["case_id"].unique().to_list()) == sorted(cases)  # reproducible slice
+    assert record["tier"] == "pr" and record["n_cases"] == len(cases)
+
+
+def test_every_case_repeat_scorer_has_exactly_one_row(project):
+    run, _ = _run(project, tier="nightly")
+    assert run.plan.repeats == 2
+    assert R.validate(run.results) == []
+    per_call = run.results.group_by(["case_id", "repeat"]).len()
+    assert per_call.height == 18 * 2 + 2 * 2
+    # 4 unconditional scorers + is_json on format cases
+    n_format = run.plan.cases.filter(pl.col("category") == "format").height
+    assert run.results.height == (run.plan.cases.height * 4 + n_format) * 2
+
+
+def test_identical_rerun_is_served_from_cache_and_keeps_original_latency(project):
+    first, _ = _run(project)
+    n_calls = len(CALLS)
+    assert n_calls == first.plan.n_calls and first.totals["cache_hits"] == 0
+    second, _ = _run(project)
+    assert len(CALLS) == n_calls, "a cached re-run must make zero model calls"
+    calls = R.call_rows(second.results)
+    assert calls["cache_hit"].all()
+    a = R.call_rows(first.results).select("case_id", "latency_ms").sort("case_id")
+    b = calls.select("case_id", "latency_ms").sort("case_id")
+    assert a["latency_ms"].to_list() == b["latency_ms"].to_list()
+    assert second.results.drop("run_id", "served_ms", "cache_hit", "attempts").equals(
+        first.results.drop("run_id", "served_ms", "cache_hit", "attempts"))
+
+
+def test_changed_param_or_repeat_misses_and_no_cache_always_calls(project):
+    _run(project)
+    base = len(CALLS)
+    _run(project, tier="nightly")  # repeat 1 is a new sample; repeat 0 of slice cases hits
+    nightly_new = len(CALLS) - base
+    assert nightly_new > 0
+    before = len(CALLS)
+    _run(project, no_cache=True)
+    assert len(CALLS) - before == base
+    suite_file = project.datasets_dir / "mini" / "suite.yaml"
+    suite_file.write_text(suite_file.read_text().replace("seed: 7", "seed: 8"))
+    before = len(CALLS)
+    _run(project)
+    assert len(CALLS) - before == base, "a changed seed must miss the cache"
+
+
+def test_run_is_recorded_complete_with_provenance(project):
+    run, _ = _run(project)
+    store = HistoryStore(project.history_path)
+    rec = store.get_run(run.run_id)
+    assert rec["status"] == "complete"
+    assert rec["dataset_hash"] and rec["prompt_hash"] and rec["suite_hash"]
+    assert rec["target_model"] == "local/counting-echo" and rec["seed"] == 7
+    assert rec["decision"] in ("PASS", "FAIL", "INCONCLUSIVE")
+    stored = store.get_results(run.run_id)
+    assert stored.height == run.results.height
+    assert store.get_output(stored["output_hash"].drop_nulls()[0]) is not None
+
+
+def test_dataset_check_runs_once_per_version(project):
+    from evalplatform.pipeline import checked_dataset, resolve_suite
+
+    suite = resolve_suite(project, "mini")
+    _, first = checked_dataset(project, suite)
+    _, second = checked_dataset(project, suite)
+    assert first["cached"] is False and second["cached"] is True
+
+
+def _frame(outcomes: list[tuple[str, int, str]]) -> pl.DataFrame:
+    return R.from_rows([{"run_id": "r", "case_id": c, "repeat": rep, "scorer": "s", "outcome": o}
+                        for c, rep, o in outcomes])
+
+
+def test_case_outcome_precedence():
+    df = R.from_rows([
+        {"case_id": "a", "repeat": 0, "scorer": "x", "outcome": "pass"},
+        {"case_id": "a", "repeat": 0, "scorer": "y", "outcome": "error"},
+        {"case_id": "b", "repeat": 0, "scorer": "x", "outcome": "fail"},
+        {"case_id": "b", "repeat": 0, "scorer": "y", "outcome": "pass"},
+        {"case_id": "c", "repeat": 0, "scorer": "x", "outcome": "skipped"},
+    ])
+    assert dict(case_outcomes(df).select("case_id", "outcome").iter_rows()) == {"a": "error", "b": "fail", "c": "skipped"}
+
+
+def test_floor_gate_outcomes():
+    passing = _frame([(f"c{i}", 0, "pass") for i in range(100)])
+    assert pass_rate_floor(passing, 0.9).status == "PASS"
+    failing = _frame([(f"c{i}", 0, "pass" if i < 50 else "fail") for i in range(100)])
+    assert pass_rate_floor(failing, 0.9).status == "FAIL"
+    few = _frame([(f"c{i}", 0, "pass") for i in range(5)])
+    g = pass_rate_floor(few, 0.9)
+    assert g.status == "INCONCLUSIVE" and g.blocks
+    assert pass_rate_floor(R.empty(), 0.5).status == "NO_DATA"
+    errors = _frame([(f"c{i}", 0, "pass" if i < 90 else "error") for i in range(100)])
+    g = pass_rate_floor(errors, 0.5)
+    assert g.status == "ERROR" and g.blocks and g.n == 90
+    all_err = _frame([(f"c{i}", 0, "error") for i in range(10)])
+    assert pass_rate_floor(all_err, 0.5).status == "ERROR"
+
+
+def test_floor_gate_clusters_repeats():
+    # 30 cases x 10 repeats, each case all-pass or all-fail: the effective n is 30, not 300.
+    rows = [(f"c{i}", r, "pass" if i < 27 else "fail") for i in range(30) for r in range(10)]
+    g = pass_rate_floor(_frame(rows), 0.8)
+    assert g.method == "clustered"
+    naive = pass_rate_floor(_frame([(f"c{i}-{r}", 0, o) for i, r, o in
+                                    [(int(c[1:]), r, o) for c, r, o in rows]]), 0.8)
+    assert g.lower < naive.lower
+
+
+def test_cli_direct_run_prints_summary_and_exit_code(project, capsys):
+    code = main(["run", "--suite", "mini", "--engine", "direct", "--model", "local/counting-echo"])
+    out = capsys.readouterr().out
+    assert "gate pass_rate_at_least_floor" in out and "95% Wilson CI" in out
+    assert str(project.history_path) in out
+    assert code in (0, 1)
+    assert (code == 1) == ("BLOCKS" in out)
+    assert main(["history", "list"]) == 0
+    assert "mini" in capsys.readouterr().out
