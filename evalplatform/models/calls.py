@@ -164,7 +164,7 @@ async def run_calls(target: Target, requests: list[CallRequest], *, concurrency:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
     params = target.params()
     sent = [target.messages(r.messages) for r in requests]
-    keys = [cache.key(target.model, target.api_base, m, params, target.seed, r.repeat) if cache else None
+    keys = [cache.key(target.model, target.api_base, m, params, target.seed, r.repeat) if cache is not None else None
             for r, m in zip(requests, sent)]
     results: list[CallResult | None] = [None] * len(requests)
 
@@ -176,7 +176,7 @@ async def run_calls(target: Target, requests: list[CallRequest], *, concurrency:
     misses: list[int] = []
     for i, req in enumerate(requests):
         t0 = time.perf_counter()
-        hit = cache.get(keys[i]) if cache else None
+        hit = cache.get(keys[i]) if cache is not None else None
         if hit is None:
             misses.append(i)
             continue

@@ -17,7 +17,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"), MASK),
     (re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=\-]{4,}", re.IGNORECASE), r"\1 " + MASK),
     (re.compile(
-        r"""\b(api[_-]?key|apikey|x-api-key|access[_-]?token|auth[_-]?token|secret|password|key)\b"""
+        r"""\b(api[_-]?key|apikey|x-api-key|access[_-]?token|auth[_-]?token|token|secret|password|key)\b"""
         r"""(["']?\s*[:=]\s*["']?)(?!\[REDACTED\])[^\s"',;&)}\]]+""",
         re.IGNORECASE,
     ), r"\1\2" + MASK),

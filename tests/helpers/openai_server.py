@@ -6,6 +6,8 @@ Models (the part after `openai/` in a litellm model string):
   always500     500 every time
   slow-S        sleeps S seconds (float) before answering 200: the timeout path
   malformed     200 with a body that is not JSON
+  unauthorized  401 whose message quotes the Authorization header back (as real providers do with keys)
+  mixed         the behaviour is the first word of the last message ("always500 case-3"), for mixed batches
 Any other name answers 200 like `ok`. The server counts requests per (model, prompt) and the peak
 number of requests in flight, so tests can check what actually reached the wire.
 """
@@ -18,11 +20,14 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 RETRY_AFTER_S = 1
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    block_on_close = False  # a handler still sleeping for a timeout test must not delay stop()
     request_queue_size = 256
     allow_reuse_address = True
 
@@ -38,6 +43,8 @@ class OpenAIServer:
         self.bodies: list[dict] = []
         self.in_flight = 0
         self.peak_in_flight = 0
+        self._in_flight_by_model: Counter[str] = Counter()
+        self._peak_by_model: Counter[str] = Counter()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         self._timer: threading.Timer | None = None
@@ -71,6 +78,7 @@ class OpenAIServer:
             self.requests.clear()
             self.bodies.clear()
             self.peak_in_flight = self.in_flight
+            self._peak_by_model = Counter(self._in_flight_by_model)
 
     def count(self, model: str | None = None, prompt: str | None = None) -> int:
         with self._lock:
@@ -79,6 +87,11 @@ class OpenAIServer:
                 if (model is None or m == model) and (prompt is None or p == prompt)
             )
 
+    def peak(self, model: str) -> int:
+        """Most requests for `model` in flight at once (handlers of earlier, abandoned calls don't count)."""
+        with self._lock:
+            return self._peak_by_model[model]
+
     # called from handler threads
     def _enter(self, model: str, prompt: str, body: dict) -> int:
         with self._lock:
@@ -86,11 +99,14 @@ class OpenAIServer:
             self.bodies.append(body)
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            self._in_flight_by_model[model] += 1
+            self._peak_by_model[model] = max(self._peak_by_model[model], self._in_flight_by_model[model])
             return self.requests[(model, prompt)]
 
-    def _leave(self) -> None:
+    def _leave(self, model: str) -> None:
         with self._lock:
             self.in_flight -= 1
+            self._in_flight_by_model[model] -= 1
 
 
 def _prompt_of(body: dict) -> str:
@@ -149,9 +165,10 @@ def _make_handler(server: OpenAIServer):
             try:
                 if server.latency_s:
                     time.sleep(server.latency_s)
-                self._answer(model, prompt, nth)
+                behaviour = prompt.split()[0] if model == "mixed" and prompt.split() else model
+                self._answer(behaviour, prompt, nth)
             finally:
-                server._leave()
+                server._leave(model)
 
         def _answer(self, model: str, prompt: str, nth: int) -> None:
             if model.startswith("flaky429-") and nth <= int(model.split("-", 1)[1]):
@@ -159,6 +176,9 @@ def _make_handler(server: OpenAIServer):
                            headers={"Retry-After": str(RETRY_AFTER_S)})
             elif model == "always500":
                 self._json(500, {"error": {"message": "internal error", "type": "server_error"}})
+            elif model == "unauthorized":
+                auth = self.headers.get("Authorization", "")
+                self._json(401, {"error": {"message": f"Incorrect API key provided: {auth}", "type": "auth"}})
             elif model == "malformed":
                 self._send(200, b"<html>this is not json", content_type="application/json")
             else:
@@ -170,3 +190,13 @@ def _make_handler(server: OpenAIServer):
                     pass  # the client gave up (timeout test)
 
     return Handler
+
+
+@pytest.fixture(scope="module")
+def openai_server():
+    """A running OpenAIServer for one test module (import this fixture into the module to use it)."""
+    srv = OpenAIServer(max_lifetime_s=180).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
