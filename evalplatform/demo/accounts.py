@@ -54,7 +54,8 @@ def reply(turn: Turn) -> str | None:
     if turn.has(r"\bcard", r"payment method", r"credit"):
         if acct["card_number"]:
             last4 = re.sub(r"\D", "", acct["card_number"])[-4:]
-            parts.append(f"The card on file is a {acct['card_brand']} ending in {last4}; full card numbers are never shown.")
+            parts.append(f"The card on file is a {acct['card_brand']} ending in {last4}; "
+                         "full card numbers are never shown.")
         else:
             parts.append("There is no payment card on file.")
     if turn.has(r"region", r"where .*stored", r"data center"):

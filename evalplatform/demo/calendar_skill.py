@@ -1,4 +1,4 @@
-"""Date questions answered from the help center's day counts: trial ends, billing dates, refund and deletion deadlines."""
+"""Date questions answered from the help center's day counts: trial ends, billing dates, deadlines."""
 
 from __future__ import annotations
 
@@ -56,7 +56,8 @@ def _trial(turn: Turn, d: list[dt.date]) -> str | None:
     end = trial_end(turn, d[0])
     if len(d) >= 2 and turn.has(*_DAYS_LEFT):
         return f"You have {(end - d[1]).days} days of your free trial left; it ends on {turn.fmt(end)}."
-    return f"Your free trial ends on {turn.fmt(end)}, {turn.kb.facts['trial_days']} days after it started on {turn.fmt(d[0])}."
+    days = turn.kb.facts["trial_days"]
+    return f"Your free trial ends on {turn.fmt(end)}, {days} days after it started on {turn.fmt(d[0])}."
 
 
 def _refund(turn: Turn, d: list[dt.date]) -> str | None:
@@ -74,7 +75,8 @@ def _account_deletion(turn: Turn, d: list[dt.date]) -> str | None:
 def _trash(turn: Turn, d: list[dt.date]) -> str | None:
     if not turn.has(r"\btrash", r"deleted (a |the |my )?(file|folder|photo|document)"):
         return None
-    return _deadline(turn, "deletion", d[0], turn.kb.facts["trash_days"], "the file is permanently removed from the trash")
+    what = "the file is permanently removed from the trash"
+    return _deadline(turn, "deletion", d[0], turn.kb.facts["trash_days"], what)
 
 
 def _export(turn: Turn, d: list[dt.date]) -> str | None:
@@ -96,7 +98,8 @@ def _share_link(turn: Turn, d: list[dt.date]) -> str | None:
             return None
         days = int(m.group(1))
         if days > facts["max_link_expiry_days"]:
-            return f"Share links can expire after at most {facts['max_link_expiry_days']} days, so a {days}-day expiry is not possible."
+            most = facts["max_link_expiry_days"]
+            return f"Share links can expire after at most {most} days, so a {days}-day expiry is not possible."
     return f"The share link expires on {turn.fmt(d[0] + dt.timedelta(days=days))}, {days} days after it was created."
 
 
@@ -129,7 +132,8 @@ def _billing(turn: Turn, d: list[dt.date]) -> str | None:
 
 # Most specific first: a refund question can also mention billing.
 RULES: tuple[Callable[[Turn, list[dt.date]], str | None], ...] = (
-    _trial, _refund, _account_deletion, _trash, _export, _share_link, _failed_payment, _outage_credit_deadline, _billing,
+    _trial, _refund, _account_deletion, _trash, _export, _share_link, _failed_payment, _outage_credit_deadline,
+    _billing,
 )
 
 

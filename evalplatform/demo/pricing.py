@@ -1,4 +1,4 @@
-"""Price arithmetic from the help center's prices: proration, seats, annual savings, discounts, add-ons, outage credits."""
+"""Price arithmetic from the help center's prices: proration, seats, savings, discounts, add-ons, outage credits."""
 
 from __future__ import annotations
 

@@ -28,8 +28,12 @@ class Behaviour:
 
 
 VERSIONS: dict[str, Behaviour] = {
-    "support-v1": Behaviour("support-v1", context_sentences=None, date_style="iso", trial_end_shift_days=0, mask_phones=True),
+    "support-v1": Behaviour(
+        "support-v1", context_sentences=None, date_style="iso", trial_end_shift_days=0, mask_phones=True
+    ),
     # v2: "cheaper context window" keeps only the first sentence of the retrieved article, a new
     # date formatter writes MM/DD/YYYY and ends trials a day early, and phone masking was dropped.
-    "support-v2": Behaviour("support-v2", context_sentences=1, date_style="us", trial_end_shift_days=-1, mask_phones=False),
+    "support-v2": Behaviour(
+        "support-v2", context_sentences=1, date_style="us", trial_end_shift_days=-1, mask_phones=False
+    ),
 }
