@@ -48,16 +48,29 @@ def registered_apps() -> list[str]:
     return sorted(_apps)
 
 
-def _lookup(name: str) -> AppFn:
+_demo_lock = threading.Lock()
+
+
+def _load_demo_apps() -> None:
+    """Import the bundled demo apps once. Concurrent callers (handler threads) wait for the import
+    to finish instead of seeing a half-registered module and failing with "unknown app"."""
     global _demo_tried
-    fn = _apps.get(name)
-    if fn is None and not _demo_tried:
-        _demo_tried = True
+    with _demo_lock:
+        if _demo_tried:
+            return
         try:
             importlib.import_module(DEMO_MODULE)
         except ModuleNotFoundError as exc:
             if exc.name not in (DEMO_MODULE, DEMO_MODULE.split(".")[0]):
                 raise
+        finally:
+            _demo_tried = True
+
+
+def _lookup(name: str) -> AppFn:
+    fn = _apps.get(name)
+    if fn is None:
+        _load_demo_apps()
         fn = _apps.get(name)
     if fn is None:
         known = ", ".join(registered_apps()) or "none"

@@ -21,7 +21,7 @@ class MalformedResponse(ValueError):
 
 @dataclass(frozen=True)
 class Failure:
-    kind: str            # timeout | connection | rate_limit | server_error | malformed | client_error | local_app | error
+    kind: str  # timeout | connection | rate_limit | server_error | malformed | client_error | config | local_app | error
     retryable: bool
     status: int | None
     message: str
@@ -71,6 +71,14 @@ def _timeout_types() -> tuple[type, ...]:
     except ImportError:  # pragma: no cover
         pass
     return tuple(types)
+
+
+def _is_sdk_client_error(exc: BaseException) -> bool:
+    try:
+        import openai
+    except ImportError:  # pragma: no cover
+        return False
+    return type(exc) is openai.OpenAIError
 
 
 def _headers(exc: BaseException):
@@ -136,6 +144,12 @@ def classify(exc: BaseException) -> Failure:
         return Failure("timeout", True, 408, "timeout: " + _message(exc))
     if any(isinstance(e, _transport_types()) for e in chain):
         return Failure("connection", True, None, "connection error: " + _message(exc))
+    sdk = next((e for e in chain if _is_sdk_client_error(e)), None)
+    if sdk is not None:
+        # Raised by the OpenAI SDK before any request is sent (e.g. missing credentials); litellm
+        # relabels it as a 500, but retrying a config problem only delays the same error.
+        hint = " (set the target's api_key_env)" if "credential" in str(sdk).lower() else ""
+        return Failure("config", False, None, f"client configuration: {_clean(str(sdk))}{hint}")
     if type(exc).__name__ == "APIConnectionError":
         # litellm wraps any exception raised in-process (custom providers, bad params) as a connection
         # error with status 500; without a transport error underneath it is a bug, not a flaky network.

@@ -202,3 +202,10 @@ def test_api_base_is_part_of_the_cache_key(openai_server, tmp_path):
     other = target(openai_server, "ok", api_base=openai_server.base_url.replace("127.0.0.1", "localhost"))
     [r] = run_calls_sync(other, [ask("endpoint")], cache=cache)
     assert r.cache_hit is False and openai_server.count("ok", "endpoint") == 2
+
+
+def test_missing_credentials_fail_at_once_without_reaching_the_server(openai_server, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    [r] = run_calls_sync(target(openai_server, "ok", api_key_env=None), [ask("no credentials")])
+    assert not r.ok and r.attempts == 1 and "api_key_env" in r.error
+    assert openai_server.count("ok", "no credentials") == 0
