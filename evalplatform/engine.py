@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 from evalplatform.errors import InfraError
 from evalplatform.pipeline import RunOptions
@@ -19,7 +20,13 @@ def run_with_dagster(project: Project, opts: RunOptions) -> tuple[str, str]:
     if root not in sys.path:
         sys.path.insert(0, root)
     try:
-        jobs = importlib.import_module("sensors.jobs")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
+            jobs = importlib.import_module("sensors.jobs")
     except ImportError as exc:
         raise InfraError(f"{project.definitions_file}: cannot load the code location: {exc}") from None
-    return jobs.run_pr_job_in_process(project, opts)
+    with warnings.catch_warnings():
+        # Dagster flags data_version and friends as beta on every run; the CLI's output is the summary.
+        warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        return jobs.run_pr_job_in_process(project, opts)

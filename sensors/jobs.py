@@ -79,10 +79,14 @@ def run_pr_job_in_process(project, opts) -> tuple[str, str]:
                          f"({', '.join(suite_partitions.get_partition_keys())})",
                          "put it under datasets/NAME/suite.yaml, or use --engine direct")
     job = defs.resolve_job_def("nightly_eval_job" if opts.tier == "nightly" else "pr_eval_job")
-    run_config = {"ops": {"scored_run": {"config": {
-        "tier": opts.tier, "model": opts.model, "repeats": opts.repeats,
-        "no_cache": opts.no_cache, "concurrency": opts.concurrency,
-    }}}}
+    run_config = {
+        "ops": {"scored_run": {"config": {
+            "tier": opts.tier, "model": opts.model, "repeats": opts.repeats,
+            "no_cache": opts.no_cache, "concurrency": opts.concurrency,
+        }}},
+        # The CLI prints its own summary; Dagster's event log stays complete in the instance (and the UI).
+        "loggers": {"console": {"config": {"log_level": os.environ.get("EVALPLATFORM_DAGSTER_LOG_LEVEL", "CRITICAL")}}},
+    }
     with _instance() as instance:
         result = job.execute_in_process(
             run_config=run_config, instance=instance, partition_key=opts.suite, raise_on_error=False,
