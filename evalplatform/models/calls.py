@@ -152,6 +152,14 @@ def _api_key(target: Target) -> str | None:
     return target.api_key()
 
 
+def _for_repeat(target: Target, repeat: int) -> Target:
+    """Repeat r samples with seed + r: with one seed for all, a provider that honours seeds would
+    return the same answer every repeat, and repeats would measure nothing."""
+    if target.seed is None or repeat == 0:
+        return target
+    return target.model_copy(update={"seed": target.seed + repeat})
+
+
 async def run_calls(target: Target, requests: list[CallRequest], *, concurrency: int = 8,
                     cache: ResponseCache | None = None,
                     on_result: Callable[[CallResult], None] | None = None) -> list[CallResult]:
@@ -195,7 +203,8 @@ async def run_calls(target: Target, requests: list[CallRequest], *, concurrency:
             req = requests[i]
             async with sem:
                 t0 = time.perf_counter()
-                outcome, attempt_log = await _call_with_retries(litellm, target, sent[i], api_key)
+                outcome, attempt_log = await _call_with_retries(litellm, _for_repeat(target, req.repeat),
+                                                                sent[i], api_key)
                 served_ms = (time.perf_counter() - t0) * 1000
             if isinstance(outcome, Failure):
                 error = redact(f"{outcome.message} (after {len(attempt_log)} attempt"

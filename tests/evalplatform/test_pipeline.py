@@ -165,3 +165,20 @@ def test_cli_direct_run_prints_summary_and_exit_code(project, capsys):
     assert (code == 1) == ("BLOCKS" in out)
     assert main(["history", "list"]) == 0
     assert "mini" in capsys.readouterr().out
+
+
+def seed_echo(messages, params):
+    return echo_upper(messages, params) + f" seed={params.get('seed')}"
+
+
+register_app("seed-echo", seed_echo)
+
+
+def test_each_repeat_samples_with_its_own_seed(project):
+    run, _ = scored_run(project, RunOptions(suite="mini", model="local/seed-echo", tier="nightly"))
+    from evalplatform.history import HistoryStore
+
+    store = HistoryStore(project.history_path)
+    calls = R.call_rows(run.results).filter(pl.col("case_id") == "echo-000").sort("repeat")
+    texts = [store.get_output(h) for h in calls["output_hash"].to_list()]
+    assert texts[0].endswith("seed=7") and texts[1].endswith("seed=8")

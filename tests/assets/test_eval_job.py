@@ -1,0 +1,92 @@
+"""The PR job materialized in-process: the gate passes the demo's v1 and blocks the regressed v2."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from assets.baseline import promoted_baseline
+from assets.checks import pass_rate_at_least_floor
+from assets.resources import REPO_ROOT, EvalProject
+from assets.scored_runs import scored_run
+from assets.suites import suite_dataset
+from evalplatform.history import HistoryStore
+
+
+@pytest.fixture(scope="module")
+def project_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("proj")
+    shutil.copytree(REPO_ROOT / "datasets" / "demo", root / "datasets" / "demo")
+    return root
+
+
+@pytest.fixture(scope="module")
+def instance():
+    with dg.DagsterInstance.ephemeral() as inst:
+        yield inst
+
+
+def materialize(root: Path, instance, model: str | None = None):
+    return dg.materialize(
+        [suite_dataset, scored_run, promoted_baseline, pass_rate_at_least_floor],
+        resources={"eval_project": EvalProject(root=str(root))},
+        partition_key="demo",
+        instance=instance,
+        raise_on_error=False,
+        run_config={"ops": {"scored_run": {"config": {"tier": "pr", "model": model}}}},
+    )
+
+
+def _gate(result):
+    evals = [e for e in result.get_asset_check_evaluations() if e.check_name == "pass_rate_at_least_floor"]
+    assert len(evals) == 1
+    return evals[0]
+
+
+def test_v1_passes_the_gate_and_is_promoted(project_root, instance, monkeypatch):
+    monkeypatch.delenv("EVALPLATFORM_HOME", raising=False)
+    monkeypatch.delenv("EVALPLATFORM_HISTORY", raising=False)
+    result = materialize(project_root, instance)
+    assert result.success
+    gate = _gate(result)
+    assert gate.passed and gate.metadata["status"].value == "PASS"
+    mats = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events() and
+            [e.event_specific_data.materialization for e in result.get_asset_materialization_events()]}
+    assert mats == {"suite_dataset", "scored_run", "promoted_baseline"}
+    store = HistoryStore(project_root / ".evalplatform" / "history.duckdb")
+    run_id = gate.metadata["run_id"].value
+    assert store.latest_baseline("demo") == run_id
+    assert store.get_run(run_id)["dagster_run_id"] == result.run_id
+
+
+def test_v2_is_blocked_and_not_promoted(project_root, instance, monkeypatch):
+    monkeypatch.delenv("EVALPLATFORM_HOME", raising=False)
+    monkeypatch.delenv("EVALPLATFORM_HISTORY", raising=False)
+    store = HistoryStore(project_root / ".evalplatform" / "history.duckdb")
+    baseline_before = store.latest_baseline("demo")
+    result = materialize(project_root, instance, model="local/support-v2")
+    assert not result.success
+    gate = _gate(result)
+    assert not gate.passed and gate.severity == dg.AssetCheckSeverity.ERROR
+    assert gate.metadata["status"].value in ("FAIL", "INCONCLUSIVE")
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    # The gated run is stored (it is evidence), but it is not promoted.
+    assert "scored_run" in materialized and "promoted_baseline" not in materialized
+    assert store.latest_baseline("demo") == baseline_before
+    run = store.get_run(gate.metadata["run_id"].value)
+    assert run["status"] == "complete" and run["target_model"] == "local/support-v2"
+
+
+def test_bad_input_fails_the_dataset_step_with_the_one_line_error(tmp_path, instance, monkeypatch):
+    monkeypatch.delenv("EVALPLATFORM_HOME", raising=False)
+    root = tmp_path / "proj"
+    shutil.copytree(REPO_ROOT / "datasets" / "demo", root / "datasets" / "demo")
+    (root / "datasets" / "demo" / "cases.jsonl").write_text('{"id": "x"}\n{"id": "x"}\n')
+    result = materialize(root, instance)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert failure.step_key == "suite_dataset"
+    assert not (root / ".evalplatform" / "history.duckdb").exists()
