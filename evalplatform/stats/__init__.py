@@ -1,4 +1,4 @@
-"""Statistics for release gates, judge calibration and monitoring; formulas in docs of each module."""
+"""Statistics for release gates, judge calibration and monitoring; one module per idea, public names re-exported here."""
 
 from ._checks import StatsInputError
 from .alignment import align_cases
