@@ -158,6 +158,23 @@ def cmd_history(args: argparse.Namespace) -> int:
     return EXIT_PASS
 
 
+def _configure_schema(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default=None, help="folder (default: datasets/schema of the project)")
+
+
+@command("schema", "export the JSON Schemas of suite, case and policy files")(_configure_schema)
+def cmd_schema(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from evalplatform.project import find_project
+    from evalplatform.schemas import export
+
+    folder = Path(args.out) if args.out else find_project().datasets_dir / "schema"
+    for path in export(folder):
+        print(path)
+    return EXIT_PASS
+
+
 def build_parser() -> argparse.ArgumentParser:
     _load_plugins()
     parser = argparse.ArgumentParser(prog="evalplatform", description=__doc__)
