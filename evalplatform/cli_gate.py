@@ -1,0 +1,238 @@
+"""The `gate` and `import` verbs: judge any result file (or a recorded run) by a policy; convert foreign results."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from evalplatform.cli import EXIT_BLOCKED, EXIT_PASS, command
+from evalplatform.errors import InputError
+
+MAX_BYTES_ENV = "EVALPLATFORM_IMPORT_MAX_BYTES"
+
+
+def _max_bytes(args: argparse.Namespace) -> int:
+    from evalplatform.importers import DEFAULT_MAX_BYTES
+
+    raw = args.max_bytes if args.max_bytes is not None else os.environ.get(MAX_BYTES_ENV)
+    if raw is None:
+        return DEFAULT_MAX_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InputError(None, "--max-bytes" if args.max_bytes is not None else MAX_BYTES_ENV,
+                         f"expected a number of bytes, got {raw!r}") from None
+    if value < 1:
+        raise InputError(None, "--max-bytes", "must be at least 1")
+    return value
+
+
+def _import_args(p: argparse.ArgumentParser) -> None:
+    from evalplatform.importers import FORMATS
+
+    p.add_argument("--format", default="auto",
+                   help=f"auto (detect per file, the default) or one of {', '.join(sorted(FORMATS))}")
+    p.add_argument("--max-bytes", default=None,
+                   help=f"refuse result files above this size (default: ${MAX_BYTES_ENV} or 2 GiB)")
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _configure_gate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", nargs="+", metavar="FILE", help="result files (any supported tool's format)")
+    p.add_argument("--run", metavar="RUN_ID",
+                   help="with --results: the run id to give the imported results; alone: gate this recorded run")
+    p.add_argument("--policy", required=True, help="policy file (YAML)")
+    p.add_argument("--baseline", metavar="RUN_ID|FILE|promoted",
+                   help="what relative rules compare against: a recorded run, a result file, or the suite's "
+                        "promoted baseline")
+    p.add_argument("--calibrations", metavar="FILE",
+                   help="judge calibration records (YAML/JSON mapping name -> counts) for judge_corrected rules")
+    p.add_argument("--junit", metavar="OUT", help="write JUnit XML (one testcase per rule)")
+    p.add_argument("--json", metavar="OUT", help="write the decision as JSON")
+    p.add_argument("--markdown", metavar="OUT", help="write Markdown for a PR comment")
+    p.add_argument("--no-record", action="store_true", help="do not store the decision in the history")
+    _import_args(p)
+
+
+def _candidate(args, store_fn) -> tuple[Any, list[str], dict[str, Any], str | None]:
+    """(frame, import warnings, inputs record, run id in the history)."""
+    from evalplatform.importers import load_results
+
+    if args.results:
+        loaded = load_results(args.results, args.format, run_id=args.run, max_bytes=_max_bytes(args))
+        files = [{"path": p, "format": f, "sha256": _file_sha256(Path(p))} for p, f in loaded.formats.items()]
+        run_id = loaded.frame["run_id"][0] if loaded.frame.height else None
+        return loaded.frame, loaded.warnings, {"results": files, "run_id": run_id}, None
+    if args.run:
+        store = store_fn()
+        record = store.get_run(args.run)
+        if record is None:
+            raise InputError(store.path, "--run", f"no run {args.run!r} in the history",
+                             "see `evalplatform history list`")
+        frame = store.get_results(record["run_id"])
+        return frame, [], {"run_id": record["run_id"], "suite": record.get("suite")}, record["run_id"]
+    raise InputError(None, "--results", "nothing to gate", "give --results FILE... or --run RUN_ID")
+
+
+def _baseline(args, frame, policy, store_fn) -> tuple[Any, dict[str, Any] | None]:
+    from evalplatform.importers import load_results
+
+    spec = args.baseline
+    if spec is None:
+        return None, None
+    if spec == "promoted":
+        suites = frame["suite"].drop_nulls().unique().to_list() if frame.height else []
+        suite = policy.suite or (suites[0] if len(suites) == 1 else None)
+        if suite is None:
+            raise InputError(args.policy, "suite", "--baseline promoted needs to know the suite "
+                             f"(the results name {len(suites)} suites)", "set `suite:` in the policy")
+        store = store_fn()
+        run_id = store.latest_baseline(suite)
+        if run_id is None:
+            # No baseline yet (a suite's first run): relative rules follow their on_missing.
+            return None, {"kind": "promoted", "suite": suite, "run_id": None}
+        return store.get_results(run_id), {"kind": "promoted", "suite": suite, "run_id": run_id}
+    path = Path(spec)
+    if path.exists():
+        try:
+            loaded = load_results([path], "auto", run_id="baseline", max_bytes=_max_bytes(args))
+        except InputError as exc:
+            raise InputError(exc.file, f"--baseline: {exc.field}" if exc.field else "--baseline", exc.message,
+                             exc.fix) from None
+        return loaded.frame, {"kind": "file", "path": str(path), "sha256": _file_sha256(path)}
+    store = store_fn()
+    record = store.get_run(spec)
+    if record is None:
+        raise InputError(spec, "--baseline", "neither a result file nor a run in the history",
+                         "give a file path, a run id, or `promoted`")
+    return store.get_results(record["run_id"]), {"kind": "run", "run_id": record["run_id"]}
+
+
+def _calibrations(path: str | None) -> dict | None:
+    if path is None:
+        return None
+    import yaml
+    from pydantic import ValidationError
+
+    from evalplatform.policy import JudgeCalibration
+
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(path, None, "calibrations file not found") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InputError(path, None, f"cannot read calibrations: {type(exc).__name__}") from None
+    if not isinstance(doc, dict):
+        raise InputError(path, None, "expected a mapping of calibration name -> counts")
+    out = {}
+    for name, counts in doc.items():
+        try:
+            out[str(name)] = JudgeCalibration.model_validate(counts)
+        except ValidationError as exc:
+            raise InputError(path, str(name), exc.errors()[0]["msg"]) from None
+    return out
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(path, None, f"cannot write: {exc.strerror}") from None
+
+
+@command("gate", "judge result files or a recorded run by a policy")(_configure_gate)
+def cmd_gate(args: argparse.Namespace) -> int:
+    from evalplatform.history import HistoryStore
+    from evalplatform.policy import evaluate_policy, load_policy
+    from evalplatform.policy.report import render_json, render_junit, render_markdown, render_table
+    from evalplatform.project import find_project
+
+    loaded = load_policy(args.policy)
+    stores: list = []
+
+    def store_fn():
+        if not stores:
+            stores.append(HistoryStore(find_project().history_path))
+        return stores[0]
+
+    frame, warnings, inputs, history_run = _candidate(args, store_fn)
+    for note in warnings:
+        print(f"warning: {note}", file=sys.stderr)
+    baseline, baseline_info = _baseline(args, frame, loaded.policy, store_fn)
+    if baseline_info is not None:
+        inputs["baseline"] = baseline_info
+    decision = evaluate_policy(loaded.policy, frame, baseline, calibrations=_calibrations(args.calibrations),
+                               input_warnings=warnings, policy_hash=loaded.sha256)
+    decision.inputs = inputs
+    decided_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    print(render_table(decision))
+    if args.markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
+        markdown = render_markdown(decision)
+        if args.markdown:
+            _write(args.markdown, markdown)
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            with open(summary, "a", encoding="utf-8") as fh:
+                fh.write(markdown)
+    if args.junit:
+        _write(args.junit, render_junit(decision))
+    extra: dict[str, Any] = {"decided_at": decided_at, "policy_path": str(loaded.path)}
+    if not args.no_record:
+        extra["decision_id"] = store_fn().record_decision(
+            decision.overall, loaded.sha256, {**inputs, "policy_path": str(loaded.path), "decided_at": decided_at},
+            [r.to_dict() for r in decision.rules], run_id=history_run)
+        print(f"decision {extra['decision_id']} recorded in {store_fn().path}")
+    if args.json:
+        _write(args.json, render_json(decision, extra))
+    return EXIT_BLOCKED if decision.blocked else EXIT_PASS
+
+
+def _configure_import(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="+", metavar="FILE", help="result files from another tool")
+    p.add_argument("--out", help="write the canonical table (.parquet or .jsonl)")
+    p.add_argument("--run", metavar="RUN_ID", help="run id for the imported results")
+    p.add_argument("--suite", help="suite name (default: what the file names, else its stem)")
+    _import_args(p)
+
+
+@command("import", "convert other tools' result files into the canonical result table")(_configure_import)
+def cmd_import(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from evalplatform.importers import load_results
+
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix.lower() not in (".parquet", ".jsonl"):
+        raise InputError(out, "--out", "unknown output type", "end the name in .parquet or .jsonl")
+    loaded = load_results(args.files, args.format, run_id=args.run, suite=args.suite, max_bytes=_max_bytes(args))
+    df = loaded.frame
+    for path, fmt in loaded.formats.items():
+        print(f"{path}: {fmt}")
+    for note in loaded.warnings:
+        print(f"warning: {note}", file=sys.stderr)
+    counts = dict(df.group_by("outcome").len().iter_rows())
+    print(f"{df.height} rows, {df['case_id'].n_unique()} cases, {df['scorer'].n_unique()} scorer(s), "
+          f"repeats {df['repeat'].n_unique()}: " + ", ".join(f"{k} {counts.get(k, 0)}"
+                                                             for k in ("pass", "fail", "error", "skipped")))
+    if out is not None:
+        try:
+            if out.suffix.lower() == ".parquet":
+                df.write_parquet(out)
+            else:
+                df.with_columns(pl.col("tags")).write_ndjson(out)
+        except OSError as exc:
+            raise InputError(out, "--out", f"cannot write: {exc.strerror}") from None
+        print(f"wrote {out}")
+    return EXIT_PASS

@@ -1,0 +1,273 @@
+"""Evaluate a policy on a result table (and a baseline): one RuleResult per rule and an overall decision.
+
+Pure and Dagster-free: no I/O, no clock. Everything that is not a demonstrated PASS is said so:
+bad rows, empty selections, missing baselines and internal failures become ERROR or NO_DATA with a reason.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable
+
+import polars as pl
+
+from evalplatform import results as rt
+from evalplatform.policy.baseline import compare
+from evalplatform.policy.metrics import METRICS, Calibrations
+from evalplatform.policy.model import Policy, Rule, Selection
+from evalplatform.policy.units import Missing, RuleFailure
+
+REQUIRED = ("case_id", "repeat", "scorer", "outcome")
+IDENTITY = ["case_id", "repeat", "scorer"]
+
+
+@dataclass
+class RuleResult:
+    rule_id: str
+    metric: str
+    severity: str
+    outcome: str  # PASS | FAIL | INCONCLUSIVE | NO_DATA | ERROR
+    blocks: bool
+    reason: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Decision:
+    overall: str  # PASS | BLOCK
+    rules: list[RuleResult]
+    policy_name: str
+    policy_hash: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def blocked(self) -> bool:
+        return self.overall == "BLOCK"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"overall": self.overall, "policy": self.policy_name, "policy_hash": self.policy_hash,
+                "inputs": self.inputs, "warnings": list(self.warnings), "rules": [r.to_dict() for r in self.rules]}
+
+
+@dataclass
+class Prepared:
+    """A result table checked once: `_problem` names what is wrong with a row (null when it is sound)."""
+
+    frame: pl.DataFrame | None
+    label: str
+    fatal: str | None = None
+
+
+def prepare(frame: pl.DataFrame | None, label: str) -> Prepared:
+    if frame is None:
+        return Prepared(None, label)
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        return Prepared(None, label, f"{label}: missing column(s) {', '.join(missing)}")
+    df = rt.conform(frame)
+    score = pl.col("score")
+    problem = (
+        pl.when(pl.col("case_id").is_null() | (pl.col("case_id").str.len_bytes() == 0)).then(pl.lit("empty case_id"))
+        .when(pl.col("repeat").is_null()).then(pl.lit("missing repeat"))
+        .when(pl.col("scorer").is_null()).then(pl.lit("missing scorer"))
+        .when(~pl.col("outcome").is_in(list(rt.OUTCOMES)) | pl.col("outcome").is_null())
+        .then(pl.lit("outcome not one of pass/fail/error/skipped"))
+        .when(score.is_nan() | score.is_infinite()).then(pl.lit("score is NaN or infinite"))
+        .when((score < 0) | (score > 1)).then(pl.lit("score outside [0, 1]"))
+        .when(pl.struct(IDENTITY).is_duplicated()).then(pl.lit("duplicate (case_id, repeat, scorer) row"))
+        .otherwise(pl.lit(None, dtype=pl.Utf8))
+    )
+    return Prepared(df.with_columns(problem.alias("_problem")), label)
+
+
+def selection_expr(sel: Selection) -> pl.Expr:
+    expr = pl.lit(True)
+    if sel.suite is not None:
+        expr &= pl.col("suite") == sel.suite
+    if sel.scorers():
+        expr &= pl.col("scorer").is_in(sel.scorers())
+    if sel.criterion is not None:
+        expr &= pl.col("criterion").is_in([sel.criterion] if isinstance(sel.criterion, str) else sel.criterion)
+    if sel.case_id_pattern is not None:
+        expr &= pl.col("case_id").str.contains(sel.case_id_pattern).fill_null(False)
+    has = lambda tag: pl.col("tags").list.contains(pl.lit(tag)).fill_null(False)  # noqa: E731
+    if sel.source is not None:
+        sources = [sel.source] if isinstance(sel.source, str) else sel.source
+        expr &= pl.any_horizontal([has(f"source:{s}") for s in sources])
+    if sel.tags.any:
+        expr &= pl.any_horizontal([has(t) for t in sel.tags.any])
+    for tag in sel.tags.all:
+        expr &= has(tag)
+    return expr
+
+
+class _Selector:
+    """Selections shared by several rules are filtered once."""
+
+    def __init__(self, prepared: Prepared):
+        self.prepared = prepared
+        self.cache: dict[str, pl.DataFrame] = {}
+
+    def __call__(self, sel: Selection) -> pl.DataFrame:
+        key = sel.model_dump_json()
+        if key not in self.cache:
+            self.cache[key] = self.prepared.frame.filter(selection_expr(sel))
+        return self.cache[key]
+
+
+def _bad_rows(rows: pl.DataFrame, label: str) -> str | None:
+    bad = rows.filter(pl.col("_problem").is_not_null())
+    if bad.height == 0:
+        return None
+    first = bad.row(0, named=True)
+    return (f"{label}: {bad.height} bad row(s), e.g. {first['_problem']} (case_id={first['case_id']!r}, "
+            f"repeat={first['repeat']}, scorer={first['scorer']!r})")
+
+
+def _clean(numbers: dict[str, Any]) -> dict[str, Any]:
+    """JSON-safe numbers: non-finite floats become None, numpy scalars plain Python."""
+    out = {}
+    for key, value in numbers.items():
+        if hasattr(value, "item") and not isinstance(value, (list, dict)):
+            value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        out[key] = value
+    return out
+
+
+def _judge_absolute(numbers: dict, rule: Rule) -> tuple[str, str]:
+    est, lo, hi, t = numbers["estimate"], numbers.get("lower"), numbers.get("upper"), rule.bound.value
+    if rule.bound.kind == "min":
+        if lo is None:
+            return ("PASS", f"{est:.4g} >= {t:g}") if est >= t else ("FAIL", f"{est:.4g} < {t:g}")
+        if lo >= t:
+            return "PASS", f"lower bound {lo:.3f} >= {t:g}"
+        if hi < t:
+            return "FAIL", f"upper bound {hi:.3f} < {t:g}"
+    else:
+        if lo is None:
+            return ("PASS", f"{est:.4g} <= {t:g}") if est <= t else ("FAIL", f"{est:.4g} > {t:g}")
+        if hi <= t:
+            return "PASS", f"upper bound {hi:.3f} <= {t:g}"
+        if lo > t:
+            return "FAIL", f"lower bound {lo:.3f} > {t:g}"
+    return "INCONCLUSIVE", f"{t:g} lies inside [{lo:.3f}, {hi:.3f}] (estimate {est:.3f}): more cases needed"
+
+
+def _relative_reason(numbers: dict, rule: Rule) -> str:
+    if numbers.get("lower") is None:
+        return (f"{numbers['estimate']:.4g} vs baseline {numbers['baseline_estimate']:.4g}: limit "
+                f"{numbers['threshold']:.4g} (+{rule.bound.value:.0%})")
+    change = f"change {numbers['estimate']:+.3f} [{numbers['lower']:+.3f}, {numbers['upper']:+.3f}]"
+    text = (f"{change} on {numbers['n']} aligned cases vs margin -{rule.bound.value:g} ({numbers['n_added']} added, "
+            f"{numbers['n_removed']} removed, {numbers['n_renamed']} renamed, {numbers['n_content_changed']} changed)")
+    if numbers.get("rerun_baseline_advised"):
+        text += "; over 10% of baseline cases changed or removed: rerun the baseline"
+    return text
+
+
+def _blocks(rule: Rule, outcome: str) -> bool:
+    if rule.severity != "blocking" or outcome == "PASS":
+        return False
+    if outcome == "INCONCLUSIVE":
+        return rule.inconclusive == "block"
+    if outcome == "NO_DATA":
+        return rule.no_data == "block"
+    return True
+
+
+def _result(rule: Rule, outcome: str, reason: str, numbers: dict | None = None) -> RuleResult:
+    base = {"n": None, "k": None, "estimate": None, "lower": None, "upper": None,
+            "threshold": rule.bound.value, "bound": rule.bound.kind, "method": rule.method,
+            "confidence": rule.confidence}
+    return RuleResult(rule.id, rule.metric, rule.severity, outcome, _blocks(rule, outcome), reason,
+                      _clean({**base, **(numbers or {})}), rule.description)
+
+
+def _evaluate(rule: Rule, cand: _Selector, base: _Selector | None, calibrations: Calibrations | None,
+              input_warnings: list[str], import_warnings: str) -> RuleResult:
+    if cand.prepared.fatal:
+        return _result(rule, "ERROR", cand.prepared.fatal)
+    rows = cand(rule.select)
+    if rows.height == 0:
+        return _missing(rule, "the selection matched no result rows")
+    bad = _bad_rows(rows, cand.prepared.label)
+    if bad:
+        return _result(rule, "ERROR", bad)
+    if input_warnings and (rule.on_incomplete or import_warnings) == "error":
+        return _result(rule, "ERROR", f"incomplete input: {input_warnings[0]}"
+                                      + (f" (+{len(input_warnings) - 1} more)" if len(input_warnings) > 1 else ""))
+    spec = METRICS[rule.metric]
+    try:
+        if not rule.bound.relative:
+            numbers = spec.absolute(rows, rule, calibrations)
+            outcome, reason = _judge_absolute(numbers, rule)
+            return _result(rule, outcome, reason, numbers)
+        if base is None or (base.prepared.frame is None and not base.prepared.fatal):
+            return _missing(rule, "no baseline (none promoted for the suite, or none given)")
+        if base.prepared.fatal:
+            return _result(rule, "ERROR", base.prepared.fatal)
+        base_rows = base(rule.select)
+        if base_rows.height == 0:
+            return _missing(rule, "the selection matched no baseline rows")
+        bad = _bad_rows(base_rows, base.prepared.label)
+        if bad:
+            return _result(rule, "ERROR", bad)
+        numbers = compare(rule, rows, base_rows)
+        verdict = numbers.pop("verdict")
+        return _result(rule, verdict, _relative_reason(numbers, rule), numbers)
+    except Missing as exc:
+        return _missing(rule, str(exc))
+    except RuleFailure as exc:
+        return _result(rule, "ERROR", str(exc))
+    except Exception as exc:  # a failure inside a statistic must not pass the rule, nor hide the others
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return _result(rule, "ERROR", f"could not compute {rule.metric}: {type(exc).__name__}: {first}")
+
+
+def _missing(rule: Rule, why: str) -> RuleResult:
+    if rule.on_missing == "no_data":
+        return _result(rule, "NO_DATA", why + " (on_missing: no_data)")
+    return _result(rule, "ERROR", why + " (on_missing: error)")
+
+
+def evaluate_rule(rule: Rule, results: pl.DataFrame, baseline: pl.DataFrame | None = None, *,
+                  calibrations: Calibrations | None = None, input_warnings: Iterable[str] = (),
+                  import_warnings: str = "error") -> RuleResult:
+    """One rule on a result table (and a baseline for relative bounds): what an asset check wraps."""
+    base = _Selector(prepare(baseline, "baseline")) if baseline is not None else None
+    return _evaluate(rule, _Selector(prepare(results, "results")), base, calibrations,
+                     list(input_warnings), import_warnings)
+
+
+def evaluate_policy(policy: Policy, results: pl.DataFrame, baseline: pl.DataFrame | None = None, *,
+                    calibrations: Calibrations | None = None, input_warnings: Iterable[str] = (),
+                    policy_hash: str | None = None) -> Decision:
+    """Every rule of the policy, and the overall decision: BLOCK if any blocking rule does not pass.
+
+    Args:
+        policy: a validated Policy (see load_policy).
+        results: the candidate's canonical result table.
+        baseline: the baseline's result table, or None (relative rules then follow their on_missing).
+        calibrations: judge calibration records by name, for judge_corrected_pass_rate rules.
+        input_warnings: importer warnings (an incomplete file); rules that select rows turn ERROR
+            unless the policy's import_warnings (or the rule's on_incomplete) says otherwise.
+        policy_hash: sha256 of the policy file, carried into the decision.
+    """
+    warnings = list(input_warnings)
+    cand = _Selector(prepare(results, "results"))
+    base = _Selector(prepare(baseline, "baseline")) if baseline is not None else None
+    rules = [_evaluate(r, cand, base, calibrations, warnings, policy.import_warnings) for r in policy.rules]
+    notes = [f"advisory {r.rule_id}: {r.outcome}: {r.reason}" for r in rules
+             if r.severity == "advisory" and r.outcome != "PASS"]
+    overall = "BLOCK" if any(r.blocks for r in rules) else "PASS"
+    return Decision(overall, rules, policy.name, policy_hash, warnings + notes)
+
+

@@ -1,0 +1,205 @@
+"""The policy file's schema: rules that select results and bound a metric, as pydantic models."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from evalplatform.policy.metrics import METRICS
+
+Outcome = Literal["PASS", "FAIL", "INCONCLUSIVE", "NO_DATA", "ERROR"]
+OUTCOMES: tuple[str, ...] = ("PASS", "FAIL", "INCONCLUSIVE", "NO_DATA", "ERROR")
+
+_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,99}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Tags(_Strict):
+    """Case tags ("key:value" or bare labels) a row must carry: at least one of `any`, every one of `all`."""
+
+    any: list[str] = Field(default_factory=list)
+    all: list[str] = Field(default_factory=list)
+
+
+class Selection(_Strict):
+    """Which result rows a rule looks at; every field given must match (an empty selection selects all)."""
+
+    suite: str | None = None
+    tags: Tags = Field(default_factory=Tags)
+    scorer: str | list[str] | None = Field(None, description="one scorer or a list of scorers")
+    criterion: str | list[str] | None = None
+    case_id_pattern: str | None = Field(
+        None, description="regular expression (Rust regex syntax: linear time, no backreferences or lookaround) "
+                          "searched in case_id; anchor it with ^...$ for a full match")
+    source: Literal["golden", "regression", "trace"] | list[Literal["golden", "regression", "trace"]] | None = None
+
+    @field_validator("case_id_pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        # Validate with the engine that will run it: polars' Rust regex, linear time in the input.
+        try:
+            pl.select(pl.lit("").str.contains(value))
+        except Exception as exc:  # polars raises ComputeError; its first line says what is wrong
+            first = str(exc).strip().splitlines()
+            detail = next((ln.strip() for ln in first if "error" in ln.lower()), first[0] if first else "")
+            raise ValueError(f"invalid regular expression {value!r}: {detail}") from None
+        return value
+
+    def scorers(self) -> list[str] | None:
+        return [self.scorer] if isinstance(self.scorer, str) else self.scorer
+
+
+class Bound(_Strict):
+    """Exactly one of: an absolute `min`/`max`, or a bound relative to the baseline `max_drop`/`max_increase`."""
+
+    min: float | None = None
+    max: float | None = None
+    max_drop: float | None = Field(None, gt=0, description="pass rates and scores: absolute points (0.05 = 5 points)")
+    max_increase: float | None = Field(
+        None, gt=0, description="error_rate: absolute points; p95_latency_ms and cost_per_case: a fraction of the "
+                                "baseline value (0.2 = 20% more)")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Bound":
+        given = [k for k in ("min", "max", "max_drop", "max_increase") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of min, max, max_drop, max_increase (got {', '.join(given) or 'none'})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("min", "max", "max_drop", "max_increase") if getattr(self, k) is not None)
+
+    @property
+    def value(self) -> float:
+        return float(getattr(self, self.kind))
+
+    @property
+    def relative(self) -> bool:
+        return self.kind in ("max_drop", "max_increase")
+
+
+class JudgeCalibration(_Strict):
+    """A judge's calibration against human labels: PASS is the positive class (stats.md section 5).
+
+    sensitivity = judge_pass_on_human_pass / m_human_pass, specificity = judge_fail_on_human_fail / m_human_fail.
+    """
+
+    judge_pass_on_human_pass: int = Field(ge=0)
+    m_human_pass: int = Field(gt=0)
+    judge_fail_on_human_fail: int = Field(ge=0)
+    m_human_fail: int = Field(gt=0)
+
+    @classmethod
+    def from_confusion(cls, judge_pass_human_pass: int, judge_fail_human_pass: int,
+                       judge_pass_human_fail: int, judge_fail_human_fail: int) -> "JudgeCalibration":
+        """From the four cells of a judge-vs-human table (as a calibration record stores them)."""
+        return cls(judge_pass_on_human_pass=judge_pass_human_pass,
+                   m_human_pass=judge_pass_human_pass + judge_fail_human_pass,
+                   judge_fail_on_human_fail=judge_fail_human_fail,
+                   m_human_fail=judge_fail_human_fail + judge_pass_human_fail)
+
+    @model_validator(mode="after")
+    def _counts(self) -> "JudgeCalibration":
+        if self.judge_pass_on_human_pass > self.m_human_pass or self.judge_fail_on_human_fail > self.m_human_fail:
+            raise ValueError("calibration counts exceed their totals")
+        return self
+
+
+class JudgeRef(_Strict):
+    """Where a judge-corrected rule gets Se/Sp: inline counts, or the name of a calibration record."""
+
+    calibration: str | None = Field(None, description="name of a calibration record supplied at evaluation time")
+    counts: JudgeCalibration | None = None
+    min_youden: float = Field(0.3, ge=0, lt=1, description="refuse to correct when Se + Sp - 1 is below this")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "JudgeRef":
+        if (self.calibration is None) == (self.counts is None):
+            raise ValueError("give exactly one of calibration (a record name) or counts")
+        return self
+
+
+class Rule(_Strict):
+    id: str
+    description: str = ""
+    select: Selection = Field(default_factory=Selection)
+    metric: str
+    k: int | None = Field(None, ge=1, description="attempts for pass_at_k / pass_hat_k")
+    bound: Bound
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    method: Literal["wilson", "clopper_pearson"] = "wilson"
+    severity: Literal["blocking", "advisory"] = "blocking"
+    on_missing: Literal["error", "no_data"] = Field(
+        "error", description="when the selection is empty, the metric cannot be computed or the baseline is absent")
+    no_data: Literal["block", "pass"] = Field("block", description="whether a NO_DATA outcome blocks")
+    inconclusive: Literal["block", "pass"] = "block"
+    errors: Literal["fail", "exclude"] = Field(
+        "fail", description="pass rates: an errored case counts as not passing (fail) or leaves the denominator "
+                            "(exclude, then the rule is ERROR above max_error_share)")
+    max_error_share: float = Field(0.05, ge=0, le=1)
+    cluster: str = Field("case", description="the independent unit: case, or tag:KEY for grouped cases")
+    judge: JudgeRef | None = None
+    on_incomplete: Literal["error", "ignore"] | None = Field(
+        None, description="overrides the policy's import_warnings for this rule")
+    baseline_n_boot: int = Field(2000, ge=200, le=100_000)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError("a rule id starts with a letter and holds letters, digits, _ . - (at most 100)")
+        return value
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster(cls, value: str) -> str:
+        if value != "case" and not (value.startswith("tag:") and len(value) > 4):
+            raise ValueError("cluster is `case` or `tag:KEY`")
+        return value
+
+    @model_validator(mode="after")
+    def _metric_fits(self) -> "Rule":
+        spec = METRICS.get(self.metric)
+        if spec is None:
+            raise ValueError(f"unknown metric {self.metric!r}; known: {', '.join(sorted(METRICS))}")
+        allowed = spec.bounds
+        if self.bound.kind not in allowed:
+            raise ValueError(f"metric {self.metric} takes a bound of {' or '.join(allowed)}, not {self.bound.kind}")
+        if spec.probability and self.bound.kind in ("min", "max") and not 0 <= self.bound.value <= 1:
+            raise ValueError(f"bound.{self.bound.kind}: {self.metric} is a rate in [0, 1]")
+        if spec.needs_k and self.k is None:
+            raise ValueError(f"metric {self.metric} needs k (attempts per case)")
+        if self.metric == "judge_corrected_pass_rate" and self.judge is None:
+            raise ValueError("judge_corrected_pass_rate needs judge: {calibration: NAME} or judge: {counts: ...}")
+        if spec.needs_scorer and self.select.scorer is None:
+            raise ValueError(f"metric {self.metric} needs select.scorer")
+        return self
+
+
+class Policy(_Strict):
+    version: Literal[1] = 1
+    name: str = "policy"
+    description: str = ""
+    suite: str | None = Field(None, description="the suite whose promoted baseline relative rules compare against")
+    import_warnings: Literal["error", "warn"] = Field(
+        "error", description="an imported file that reports missing results (e.g. an Inspect run that stopped "
+                             "early): error makes every rule that selects rows ERROR; warn only prints it")
+    rules: list[Rule] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> "Policy":
+        seen: set[str] = set()
+        for rule in self.rules:
+            if rule.id in seen:
+                raise ValueError(f"rule id {rule.id!r} appears twice")
+            seen.add(rule.id)
+        return self

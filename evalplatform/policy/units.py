@@ -1,0 +1,111 @@
+"""The units a metric counts: one outcome per (case, repeat), one value per case, and the cluster of each unit."""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+
+from evalplatform import stats
+
+
+class Missing(Exception):
+    """The metric cannot be computed from what was selected (NO_DATA or ERROR, as the rule's on_missing says)."""
+
+
+class RuleFailure(Exception):
+    """The data or the rule make the metric meaningless: always ERROR."""
+
+
+def cluster_expr(cluster: str) -> pl.Expr:
+    """The independent unit of a row: its case, or the value of a grouping tag (the case when untagged)."""
+    if cluster == "case":
+        return pl.col("case_id")
+    prefix = cluster[len("tag:"):] + ":"
+    tagged = (pl.col("tags").list.eval(pl.element().filter(pl.element().str.starts_with(prefix)))
+              .list.first().str.slice(len(prefix)))
+    return pl.coalesce(tagged, pl.col("case_id"))
+
+
+def case_repeat_outcomes(rows: pl.DataFrame, cluster: str = "case") -> pl.DataFrame:
+    """One outcome per (case, repeat): error if any selected scorer errored, else fail if any failed, else pass.
+
+    Skipped rows do not count; a (case, repeat) whose rows are all skipped is dropped.
+    """
+    return (
+        rows.with_columns(cluster_expr(cluster).alias("_cluster"))
+        .group_by("case_id", "repeat")
+        .agg(
+            (pl.col("outcome") == "error").any().alias("_err"),
+            (pl.col("outcome") == "fail").any().alias("_fail"),
+            (pl.col("outcome") == "pass").any().alias("_pass"),
+            pl.col("_cluster").first(),
+            pl.col("case_hash").drop_nulls().first().alias("case_hash"),
+        )
+        .filter(pl.col("_err") | pl.col("_fail") | pl.col("_pass"))
+        .select(
+            "case_id", "repeat", "_cluster", "case_hash",
+            pl.when("_err").then(pl.lit("error")).when("_fail").then(pl.lit("fail"))
+            .otherwise(pl.lit("pass")).alias("outcome"),
+        )
+    )
+
+
+def binomial_bounds(units: pl.DataFrame, success: str, conf: float, method: str) -> dict:
+    """Estimate and one-sided bounds of a rate over units, each unit a 0/1 `success` in cluster `_cluster`.
+
+    Independent units: the rule's one-sided Wilson or Clopper-Pearson bounds. When units share a cluster
+    (repeats of one case, grouped cases) the cluster-robust (CR0) SE gives the design effect, and the
+    interval is built on the Kish effective sample size (stats.md section 1): never n x repeats as independent.
+    """
+    n = units.height
+    k = int(units[success].sum())
+    per = units.group_by("_cluster").agg(pl.col(success).sum().alias("k"), pl.len().alias("n"))
+    n_clusters = per.height
+    lower_fn, upper_fn = stats.GATE_BOUNDS[f"{method}_one_sided"]
+    out = {"n": n, "k": k, "estimate": k / n, "n_clusters": n_clusters, "confidence": conf}
+    if n_clusters == n:
+        out.update(lower=lower_fn(k, n, conf), upper=upper_fn(k, n, conf), method=method)
+        return out
+    robust = stats.clustered_pass_rate(per["k"].to_list(), per["n"].to_list(), conf=conf)
+    p = k / n
+    se_iid = math.sqrt(p * (1 - p) / n)
+    # All units agreeing gives no within-data estimate of the correlation: assume the worst (one per cluster).
+    deff = max(1.0, (robust["se"] / se_iid) ** 2) if se_iid > 0 else n / n_clusters
+    n_eff = n / deff
+    lo, hi = stats.INTERVAL_METHODS[method]([p * n_eff], n_eff, 2 * conf - 1)
+    out.update(lower=float(lo[0]), upper=float(hi[0]), method=f"{method} on clustered n_eff",
+               n_eff=round(n_eff, 2), design_effect=round(deff, 3), se_clustered=robust["se"])
+    return out
+
+
+def clustered_mean(values: pl.DataFrame, value: str, conf: float) -> dict:
+    """Mean of `value` with a normal one-sided bound on the CR0 cluster-robust SE (Miller 2024 Eq. 4).
+
+    The same estimator as stats.se_clustered, computed with polars group sums because that
+    function labels clusters through Python strings, too slow for a million rows. Fewer than two
+    clusters give the vacuous interval: one case proves nothing.
+    """
+    n = values.height
+    mean = float(values[value].mean())
+    resid = values.group_by("_cluster").agg((pl.col(value) - mean).sum().alias("r"))
+    n_clusters = resid.height
+    se = math.sqrt(float((resid["r"] ** 2).sum())) / n
+    out = {"n": n, "estimate": mean, "n_clusters": n_clusters, "se_clustered": se, "confidence": conf,
+           "method": "normal, clustered SE"}
+    if n_clusters < 2:
+        out.update(lower=0.0, upper=1.0, method="vacuous: fewer than 2 clusters")
+        return out
+    from scipy.stats import norm
+
+    z = float(norm.ppf(conf))
+    out.update(lower=max(0.0, mean - z * se), upper=min(1.0, mean + z * se))
+    return out
+
+
+def per_case_runs(units: pl.DataFrame, success: str) -> pl.DataFrame:
+    """Runs n and successes c per case (the unit for pass@k, pass^k and paired comparisons with repeats)."""
+    return units.group_by("case_id").agg(
+        pl.len().alias("n"), pl.col(success).sum().alias("c"),
+        pl.col("_cluster").first(), pl.col("case_hash").drop_nulls().first(),
+    )
