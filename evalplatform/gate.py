@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import polars as pl
@@ -83,11 +84,15 @@ def pass_rate_floor(results: pl.DataFrame, floor: float, confidence: float = 0.9
     if repeats > 1:
         per_case = decided.group_by("case_id").agg(
             (pl.col("outcome") == "pass").sum().alias("k"), pl.len().alias("n"))
-        c = stats.clustered_pass_rate(per_case["k"].to_list(), per_case["n"].to_list(),
-                                      conf=confidence, alternative="greater")
-        lo, est, method = c["lower"], c["estimate"], "clustered"
-        hi = stats.clustered_pass_rate(per_case["k"].to_list(), per_case["n"].to_list(),
-                                       conf=2 * confidence - 1, alternative="two-sided")["upper"]
+        ks, ns = per_case["k"].to_list(), per_case["n"].to_list()
+        c = stats.clustered_pass_rate(ks, ns, conf=confidence, alternative="greater")
+        est, method = c["estimate"], "clustered"
+        hi = stats.clustered_pass_rate(ks, ns, conf=2 * confidence - 1, alternative="two-sided")["upper"]
+        # The cluster-robust SE is 0 when every case agrees with itself, which would let two all-pass
+        # cases clear any floor: never claim more than Wilson on the number of cases allows.
+        n_cases = len(ks)
+        lo = min(c["lower"], stats.wilson_lower_bound(math.floor(est * n_cases + 1e-9), n_cases, confidence))
+        hi = max(hi, stats.wilson_upper_bound(math.ceil(est * n_cases - 1e-9), n_cases, confidence))
     else:
         lo = stats.wilson_lower_bound(k, n, confidence)
         hi = stats.wilson_upper_bound(k, n, confidence)

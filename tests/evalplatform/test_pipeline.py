@@ -182,3 +182,9 @@ def test_each_repeat_samples_with_its_own_seed(project):
     calls = R.call_rows(run.results).filter(pl.col("case_id") == "echo-000").sort("repeat")
     texts = [store.get_output(h) for h in calls["output_hash"].to_list()]
     assert texts[0].endswith("seed=7") and texts[1].endswith("seed=8")
+
+
+def test_clustered_gate_never_passes_a_handful_of_all_pass_cases():
+    rows = [(f"c{i}", r, "pass") for i in range(3) for r in range(5)]
+    g = pass_rate_floor(_frame(rows), 0.8)
+    assert g.method == "clustered" and g.status != "PASS"
