@@ -158,7 +158,8 @@ def _scored(rows: pl.DataFrame, rule: "Rule") -> pl.DataFrame:
     # Repeats are averaged within their case first: the case (or group) is the unit.
     return (scored.with_columns(cluster_expr(rule.cluster).alias("_cluster"))
             .group_by("case_id").agg(pl.col("score").mean().alias("value"), pl.len().alias("n"),
-                                     pl.col("_cluster").first(), pl.col("case_hash").drop_nulls().first()))
+                                     pl.col("_cluster").first(), pl.col("case_hash").drop_nulls().first())
+            .sort("case_id"))
 
 
 @metric("mean_score", higher_is_better=True, needs_scorer=True)
@@ -187,7 +188,7 @@ def _attempts(rows: pl.DataFrame, rule: "Rule", estimator: Callable[[int, int, i
     combos = per.select("n", "c").unique()
     table = combos.with_columns(pl.Series("value", [estimator(int(n), int(c), rule.k)
                                                     for n, c in combos.iter_rows()], dtype=pl.Float64))
-    return per.join(table, on=["n", "c"], how="left")
+    return per.join(table, on=["n", "c"], how="left", maintain_order="left")
 
 
 @metric("pass_at_k", higher_is_better=True, needs_k=True)

@@ -48,6 +48,8 @@ def case_repeat_outcomes(rows: pl.DataFrame, cluster: str = "case") -> pl.DataFr
             pl.when("_err").then(pl.lit("error")).when("_fail").then(pl.lit("fail"))
             .otherwise(pl.lit("pass")).alias("outcome"),
         )
+        # group_by order varies between runs; a fixed order keeps float sums, hence decisions, reproducible.
+        .sort("case_id", "repeat")
     )
 
 
@@ -60,7 +62,7 @@ def binomial_bounds(units: pl.DataFrame, success: str, conf: float, method: str)
     """
     n = units.height
     k = int(units[success].sum())
-    per = units.group_by("_cluster").agg(pl.col(success).sum().alias("k"), pl.len().alias("n"))
+    per = units.group_by("_cluster").agg(pl.col(success).sum().alias("k"), pl.len().alias("n")).sort("_cluster")
     n_clusters = per.height
     lower_fn, upper_fn = stats.GATE_BOUNDS[f"{method}_one_sided"]
     out = {"n": n, "k": k, "estimate": k / n, "n_clusters": n_clusters, "confidence": conf}
@@ -88,7 +90,7 @@ def clustered_mean(values: pl.DataFrame, value: str, conf: float) -> dict:
     """
     n = values.height
     mean = float(values[value].mean())
-    resid = values.group_by("_cluster").agg((pl.col(value) - mean).sum().alias("r"))
+    resid = values.group_by("_cluster").agg((pl.col(value) - mean).sum().alias("r")).sort("_cluster")
     n_clusters = resid.height
     se = math.sqrt(float((resid["r"] ** 2).sum())) / n
     out = {"n": n, "estimate": mean, "n_clusters": n_clusters, "se_clustered": se, "confidence": conf,
@@ -108,4 +110,4 @@ def per_case_runs(units: pl.DataFrame, success: str) -> pl.DataFrame:
     return units.group_by("case_id").agg(
         pl.len().alias("n"), pl.col(success).sum().alias("c"),
         pl.col("_cluster").first(), pl.col("case_hash").drop_nulls().first(),
-    )
+    ).sort("case_id")
