@@ -145,6 +145,16 @@ def _calibrations(path: str | None) -> dict | None:
     return out
 
 
+def _label(paths: list[str]) -> str:
+    return paths[0] if len(paths) == 1 else f"{paths[0]} (+{len(paths) - 1} files)"
+
+
+def _baseline_name(info: dict[str, Any] | None) -> str:
+    if not info:
+        return ""
+    return info.get("path") or f"run {info.get('run_id')}"
+
+
 def _write(path: str, text: str) -> None:
     try:
         Path(path).write_text(text, encoding="utf-8")
@@ -174,10 +184,15 @@ def cmd_gate(args: argparse.Namespace) -> int:
     if baseline_info is not None:
         inputs["baseline"] = baseline_info
     decision = evaluate_policy(loaded.policy, frame, baseline, calibrations=_calibrations(args.calibrations),
-                               input_warnings=warnings, policy_hash=loaded.sha256)
+                               input_warnings=warnings, policy_hash=loaded.sha256,
+                               results_label=_label(args.results) if args.results else f"run {inputs['run_id']}",
+                               baseline_label=f"baseline {_baseline_name(baseline_info)}")
     decision.inputs = inputs
     decided_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     print(render_table(decision))
+    for r in decision.rules:
+        if r.blocks:
+            print(f"blocked: {loaded.path}: rule {r.rule_id}: {r.outcome}: {r.reason}", file=sys.stderr)
     if args.markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
         markdown = render_markdown(decision)
         if args.markdown:

@@ -249,7 +249,8 @@ def evaluate_rule(rule: Rule, results: pl.DataFrame, baseline: pl.DataFrame | No
 
 def evaluate_policy(policy: Policy, results: pl.DataFrame, baseline: pl.DataFrame | None = None, *,
                     calibrations: Calibrations | None = None, input_warnings: Iterable[str] = (),
-                    policy_hash: str | None = None) -> Decision:
+                    policy_hash: str | None = None, results_label: str = "results",
+                    baseline_label: str = "baseline") -> Decision:
     """Every rule of the policy, and the overall decision: BLOCK if any blocking rule does not pass.
 
     Args:
@@ -260,10 +261,11 @@ def evaluate_policy(policy: Policy, results: pl.DataFrame, baseline: pl.DataFram
         input_warnings: importer warnings (an incomplete file); rules that select rows turn ERROR
             unless the policy's import_warnings (or the rule's on_incomplete) says otherwise.
         policy_hash: sha256 of the policy file, carried into the decision.
+        results_label, baseline_label: how reasons name the inputs (e.g. their file names).
     """
     warnings = list(input_warnings)
-    cand = _Selector(prepare(results, "results"))
-    base = _Selector(prepare(baseline, "baseline")) if baseline is not None else None
+    cand = _Selector(prepare(results, results_label))
+    base = _Selector(prepare(baseline, baseline_label)) if baseline is not None else None
     rules = [_evaluate(r, cand, base, calibrations, warnings, policy.import_warnings) for r in policy.rules]
     notes = [f"advisory {r.rule_id}: {r.outcome}: {r.reason}" for r in rules
              if r.severity == "advisory" and r.outcome != "PASS"]
