@@ -100,8 +100,44 @@ _V1 = [
     )""",
 ]
 
+# Version 2: judge calibrations (bound to a judge identity) and the per-item verdicts behind them,
+# which the drift check compares between judge versions on the same frozen items.
+_V2 = [
+    """CREATE TABLE IF NOT EXISTS calibrations (
+        calibration_id VARCHAR PRIMARY KEY,
+        judge_name VARCHAR NOT NULL,
+        judge_identity VARCHAR NOT NULL,
+        judge_kind VARCHAR NOT NULL,
+        criterion VARCHAR NOT NULL,
+        purpose VARCHAR NOT NULL CHECK (purpose IN ('calibration', 'drift')),
+        method VARCHAR NOT NULL,
+        calibration_set_hash VARCHAR NOT NULL,
+        n_items BIGINT NOT NULL,
+        n_error BIGINT NOT NULL,
+        judge_fail_human_fail BIGINT NOT NULL,
+        judge_fail_human_pass BIGINT NOT NULL,
+        judge_pass_human_fail BIGINT NOT NULL,
+        judge_pass_human_pass BIGINT NOT NULL,
+        fail_recall_lb DOUBLE,
+        kappa_lb DOUBLE,
+        self_consistency DOUBLE,
+        allowed BOOLEAN NOT NULL,
+        reasons VARCHAR,
+        metrics VARCHAR NOT NULL,
+        identity VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS judge_verdicts (
+        calibration_id VARCHAR NOT NULL,
+        item_id VARCHAR NOT NULL,
+        label VARCHAR NOT NULL,
+        verdict VARCHAR,
+        PRIMARY KEY (calibration_id, item_id)
+    )""",
+]
+
 # Index i holds the statements that take the database from version i to version i + 1.
-MIGRATIONS: list[list[str]] = [_V1]
+MIGRATIONS: list[list[str]] = [_V1, _V2]
 LATEST_VERSION = len(MIGRATIONS)
 
 _VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)"

@@ -383,6 +383,66 @@ class HistoryStore:
         return row
 
 
+    # -- judge calibrations -------------------------------------------------------------------
+
+    def put_calibration(self, record: dict[str, Any], verdicts: list[dict[str, Any]] | None = None) -> str:
+        """Store one judge calibration (a `calibrations` row) and its per-item verdicts in one transaction.
+
+        `record` holds the columns of `calibrations` except calibration_id and created_at; `metrics`,
+        `identity` and `reasons` may be dicts/lists (stored as JSON). Returns the calibration id.
+        """
+        row = dict(record)
+        row["calibration_id"] = row.get("calibration_id") or new_run_id()
+        row["created_at"] = row.get("created_at") or utcnow()
+        for name in ("metrics", "identity", "reasons"):
+            if row.get(name) is not None and not isinstance(row[name], str):
+                row[name] = canonical_json(row[name])
+        names = list(row)
+        items = pl.DataFrame(
+            [{"calibration_id": row["calibration_id"], "item_id": v["item_id"], "label": v["label"],
+              "verdict": v.get("verdict")} for v in (verdicts or [])],
+            schema={"calibration_id": pl.Utf8, "item_id": pl.Utf8, "label": pl.Utf8, "verdict": pl.Utf8},
+        )
+        with self._writing() as con, self._transaction(con):
+            con.execute(
+                f"INSERT INTO calibrations ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
+                [row[n] for n in names],
+            )
+            if items.height:
+                con.register("incoming_verdicts", items)
+                con.execute("INSERT INTO judge_verdicts SELECT calibration_id, item_id, label, verdict "
+                            "FROM incoming_verdicts")
+                con.unregister("incoming_verdicts")
+        return row["calibration_id"]
+
+    def list_calibrations(
+        self,
+        judge_name: str | None = None,
+        judge_identity: str | None = None,
+        purpose: str | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Calibrations, newest first, with their JSON columns decoded."""
+        rows = self._rows(
+            "SELECT * FROM calibrations WHERE (? IS NULL OR judge_name = ?) AND (? IS NULL OR judge_identity = ?) "
+            "AND (? IS NULL OR purpose = ?) ORDER BY created_at DESC, calibration_id DESC LIMIT ?",
+            [judge_name, judge_name, judge_identity, judge_identity, purpose, purpose, int(limit)],
+        )
+        for row in rows:
+            for name in ("metrics", "identity", "reasons"):
+                if row.get(name) is not None:
+                    row[name] = json.loads(row[name])
+        return rows
+
+    def get_judge_verdicts(self, calibration_id: str) -> pl.DataFrame:
+        """Per-item (item_id, label, verdict) of one calibration; verdict is null where the judge errored."""
+        return self._frame(
+            "SELECT item_id, label, verdict FROM judge_verdicts WHERE calibration_id = ? ORDER BY item_id",
+            [calibration_id],
+            pl.DataFrame(schema={"item_id": pl.Utf8, "label": pl.Utf8, "verdict": pl.Utf8}),
+        )
+
+
 def _decode_run(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     for name in JSON_COLUMNS:
