@@ -8,7 +8,7 @@ import polars as pl
 
 from evalplatform import stats
 from evalplatform.policy.metrics import METRICS
-from evalplatform.policy.units import Missing, RuleFailure
+from evalplatform.policy.units import Missing, RuleFailure, Selected
 
 if TYPE_CHECKING:
     from evalplatform.policy.model import Rule
@@ -44,7 +44,7 @@ def align(base: pl.DataFrame, cand: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
     return frame, counts
 
 
-def compare(rule: "Rule", cand_rows: pl.DataFrame, base_rows: pl.DataFrame) -> dict:
+def compare(rule: "Rule", cand_rows: Selected, base_rows: Selected) -> dict:
     """Numbers and a PASS/FAIL/INCONCLUSIVE verdict for "did not regress by more than the bound"."""
     spec = METRICS[rule.metric]
     margin = rule.bound.value
@@ -100,7 +100,7 @@ def compare(rule: "Rule", cand_rows: pl.DataFrame, base_rows: pl.DataFrame) -> d
     return {**out, "verdict": verdict}
 
 
-def _ratio(rule: "Rule", cand_rows: pl.DataFrame, base_rows: pl.DataFrame, margin: float) -> dict:
+def _ratio(rule: "Rule", cand_rows: Selected, base_rows: Selected, margin: float) -> dict:
     spec = METRICS[rule.metric]
     cand = spec.absolute(cand_rows, rule)
     try:

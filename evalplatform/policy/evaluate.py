@@ -16,7 +16,7 @@ from evalplatform import results as rt
 from evalplatform.policy.baseline import compare
 from evalplatform.policy.metrics import METRICS, Calibrations
 from evalplatform.policy.model import Policy, Rule, Selection
-from evalplatform.policy.units import Missing, RuleFailure
+from evalplatform.policy.units import Missing, RuleFailure, Selected
 
 REQUIRED = ("case_id", "repeat", "scorer", "outcome")
 IDENTITY = ["case_id", "repeat", "scorer"]
@@ -62,6 +62,7 @@ class Prepared:
     frame: pl.DataFrame | None
     label: str
     fatal: str | None = None
+    sound: bool = False
 
 
 def prepare(frame: pl.DataFrame | None, label: str) -> Prepared:
@@ -71,6 +72,8 @@ def prepare(frame: pl.DataFrame | None, label: str) -> Prepared:
     if missing:
         return Prepared(None, label, f"{label}: missing column(s) {', '.join(missing)}")
     df = rt.conform(frame)
+    if _looks_sound(df):
+        return Prepared(df.with_columns(pl.lit(None, dtype=pl.Utf8).alias("_problem")), label, sound=True)
     score = pl.col("score")
     problem = (
         pl.when(pl.col("case_id").is_null() | (pl.col("case_id").str.len_bytes() == 0)).then(pl.lit("empty case_id"))
@@ -84,6 +87,21 @@ def prepare(frame: pl.DataFrame | None, label: str) -> Prepared:
         .otherwise(pl.lit(None, dtype=pl.Utf8))
     )
     return Prepared(df.with_columns(problem.alias("_problem")), label)
+
+
+def _looks_sound(df: pl.DataFrame) -> bool:
+    """Cheap whole-frame checks; the per-row problem column is only built when one of them fails."""
+    score = pl.col("score")
+    found = df.select(
+        (pl.col("case_id").is_null() | (pl.col("case_id").str.len_bytes() == 0)).any().alias("a"),
+        pl.col("repeat").is_null().any().alias("b"),
+        pl.col("scorer").is_null().any().alias("c"),
+        (~pl.col("outcome").is_in(list(rt.OUTCOMES)) | pl.col("outcome").is_null()).any().alias("d"),
+        (score.is_nan() | score.is_infinite() | (score < 0) | (score > 1)).any().alias("e"),
+        # Distinct hashes prove distinct keys; equal hashes (a duplicate, or a rare collision) take the slow path.
+        (pl.struct(IDENTITY).hash().n_unique() != pl.len()).alias("f"),
+    ).row(0)
+    return not any(bool(x) for x in found)
 
 
 def selection_expr(sel: Selection) -> pl.Expr:
@@ -112,17 +130,19 @@ class _Selector:
 
     def __init__(self, prepared: Prepared):
         self.prepared = prepared
-        self.cache: dict[str, pl.DataFrame] = {}
+        self.cache: dict[str, Selected] = {}
 
-    def __call__(self, sel: Selection) -> pl.DataFrame:
+    def __call__(self, sel: Selection) -> Selected:
         key = sel.model_dump_json()
         if key not in self.cache:
-            self.cache[key] = self.prepared.frame.filter(selection_expr(sel))
+            everything = sel == Selection()
+            frame = self.prepared.frame
+            self.cache[key] = Selected(frame if everything else frame.filter(selection_expr(sel)))
         return self.cache[key]
 
 
-def _bad_rows(rows: pl.DataFrame, label: str) -> str | None:
-    bad = rows.filter(pl.col("_problem").is_not_null())
+def _bad_rows(rows: Selected, label: str) -> str | None:
+    bad = rows.rows.filter(pl.col("_problem").is_not_null())
     if bad.height == 0:
         return None
     first = bad.row(0, named=True)
@@ -198,7 +218,7 @@ def _evaluate(rule: Rule, cand: _Selector, base: _Selector | None, calibrations:
     rows = cand(rule.select)
     if rows.height == 0:
         return _missing(rule, "the selection matched no result rows")
-    bad = _bad_rows(rows, cand.prepared.label)
+    bad = None if cand.prepared.sound else _bad_rows(rows, cand.prepared.label)
     if bad:
         return _result(rule, "ERROR", bad)
     if input_warnings and (rule.on_incomplete or import_warnings) == "error":
@@ -217,7 +237,7 @@ def _evaluate(rule: Rule, cand: _Selector, base: _Selector | None, calibrations:
         base_rows = base(rule.select)
         if base_rows.height == 0:
             return _missing(rule, "the selection matched no baseline rows")
-        bad = _bad_rows(base_rows, base.prepared.label)
+        bad = None if base.prepared.sound else _bad_rows(base_rows, base.prepared.label)
         if bad:
             return _result(rule, "ERROR", bad)
         numbers = compare(rule, rows, base_rows)

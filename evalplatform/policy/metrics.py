@@ -12,8 +12,8 @@ from evalplatform import stats
 from evalplatform.policy.units import (
     Missing,
     RuleFailure,
+    Selected,
     binomial_bounds,
-    case_repeat_outcomes,
     clustered_mean,
     cluster_expr,
     per_case_runs,
@@ -29,9 +29,9 @@ Calibrations = Mapping[str, "JudgeCalibration"]
 class MetricSpec:
     name: str
     higher_is_better: bool
-    # absolute(rows, rule, calibrations) -> numbers with estimate, lower, upper (None for a point metric).
+    # absolute(selected, rule, calibrations) -> numbers with estimate, lower, upper (None for a point metric).
     absolute: Callable[..., dict[str, Any]]
-    # per_case(rows, rule) -> case_id, case_hash, _cluster, value, n: the paired unit for baseline comparisons.
+    # per_case(selected, rule) -> case_id, case_hash, _cluster, value, n: the paired unit for baseline comparisons.
     per_case: Callable[..., pl.DataFrame] | None = None
     # "paired": per-case values compared case by case; "ratio": whole-run values, bound as a fraction.
     relative: str | None = "paired"
@@ -70,9 +70,9 @@ def _with_per_case(name: str):
 # -- pass rates ------------------------------------------------------------------------------------
 
 
-def _decided_units(rows: pl.DataFrame, rule: "Rule") -> tuple[pl.DataFrame, dict]:
+def _decided_units(sel: Selected, rule: "Rule") -> tuple[pl.DataFrame, dict]:
     """(case, repeat) outcomes with a 0/1 `_ok`; errors count as not passing, or leave under `errors: exclude`."""
-    units = case_repeat_outcomes(rows, rule.cluster)
+    units = sel.case_outcomes(rule.cluster)
     if units.height == 0:
         raise Missing("every selected row is skipped")
     n_error = int((units["outcome"] == "error").sum())
@@ -89,20 +89,20 @@ def _decided_units(rows: pl.DataFrame, rule: "Rule") -> tuple[pl.DataFrame, dict
 
 
 @metric("pass_rate", higher_is_better=True)
-def pass_rate(rows: pl.DataFrame, rule: "Rule", calibrations=None) -> dict:
+def pass_rate(sel: Selected, rule: "Rule", calibrations=None) -> dict:
     """Case-level pass rate: a case run passes when every selected scorer row of it passes."""
-    units, extra = _decided_units(rows, rule)
+    units, extra = _decided_units(sel, rule)
     return {**binomial_bounds(units, "_ok", rule.confidence, rule.method), **extra}
 
 
 @_with_per_case("pass_rate")
-def pass_rate_per_case(rows: pl.DataFrame, rule: "Rule") -> pl.DataFrame:
-    units, _ = _decided_units(rows, rule)
+def pass_rate_per_case(sel: Selected, rule: "Rule") -> pl.DataFrame:
+    units, _ = _decided_units(sel, rule)
     return per_case_runs(units, "_ok").with_columns((pl.col("c") / pl.col("n")).alias("value"))
 
 
-def _scorer_units(rows: pl.DataFrame, rule: "Rule") -> tuple[pl.DataFrame, dict]:
-    units = rows.filter(pl.col("outcome") != "skipped").with_columns(cluster_expr(rule.cluster).alias("_cluster"))
+def _scorer_units(sel: Selected, rule: "Rule") -> tuple[pl.DataFrame, dict]:
+    units = sel.rows.filter(pl.col("outcome") != "skipped").with_columns(cluster_expr(rule.cluster).alias("_cluster"))
     if units.height == 0:
         raise Missing("every selected row is skipped")
     n_error = int((units["outcome"] == "error").sum())
@@ -116,24 +116,24 @@ def _scorer_units(rows: pl.DataFrame, rule: "Rule") -> tuple[pl.DataFrame, dict]
 
 
 @metric("scorer_pass_rate", higher_is_better=True, needs_scorer=True)
-def scorer_pass_rate(rows: pl.DataFrame, rule: "Rule", calibrations=None) -> dict:
+def scorer_pass_rate(sel: Selected, rule: "Rule", calibrations=None) -> dict:
     """Share of the selected scorer's rows that pass (clustered by case across repeats)."""
-    units, extra = _scorer_units(rows, rule)
+    units, extra = _scorer_units(sel, rule)
     if units.height == 0:
         raise RuleFailure("every selected scorer row errored")
     return {**binomial_bounds(units, "_ok", rule.confidence, rule.method), **extra}
 
 
 @_with_per_case("scorer_pass_rate")
-def scorer_pass_rate_per_case(rows: pl.DataFrame, rule: "Rule") -> pl.DataFrame:
-    units, _ = _scorer_units(rows, rule)
+def scorer_pass_rate_per_case(sel: Selected, rule: "Rule") -> pl.DataFrame:
+    units, _ = _scorer_units(sel, rule)
     return per_case_runs(units, "_ok").with_columns((pl.col("c") / pl.col("n")).alias("value"))
 
 
 @metric("error_rate", higher_is_better=False)
-def error_rate(rows: pl.DataFrame, rule: "Rule", calibrations=None) -> dict:
+def error_rate(sel: Selected, rule: "Rule", calibrations=None) -> dict:
     """Share of case runs with an errored scorer row (an error is neither a pass nor a fail)."""
-    units = case_repeat_outcomes(rows, rule.cluster)
+    units = sel.case_outcomes(rule.cluster)
     if units.height == 0:
         raise Missing("every selected row is skipped")
     units = units.with_columns((pl.col("outcome") == "error").cast(pl.Int64).alias("_bad"))
@@ -141,9 +141,9 @@ def error_rate(rows: pl.DataFrame, rule: "Rule", calibrations=None) -> dict:
 
 
 @_with_per_case("error_rate")
-def error_rate_per_case(rows: pl.DataFrame, rule: "Rule") -> pl.DataFrame:
+def error_rate_per_case(sel: Selected, rule: "Rule") -> pl.DataFrame:
     # Paired comparisons treat higher as better, so the per-case value is the share of runs without error.
-    units = case_repeat_outcomes(rows, rule.cluster)
+    units = sel.case_outcomes(rule.cluster)
     units = units.with_columns((pl.col("outcome") != "error").cast(pl.Int64).alias("_ok"))
     return per_case_runs(units, "_ok").with_columns((pl.col("c") / pl.col("n")).alias("value"))
 
@@ -151,33 +151,33 @@ def error_rate_per_case(rows: pl.DataFrame, rule: "Rule") -> pl.DataFrame:
 # -- scores ----------------------------------------------------------------------------------------
 
 
-def _scored(rows: pl.DataFrame, rule: "Rule") -> pl.DataFrame:
-    scored = rows.filter(pl.col("score").is_not_null() & (pl.col("outcome") != "skipped"))
+def _scored(sel: Selected, rule: "Rule") -> pl.DataFrame:
+    scored = sel.rows.filter(pl.col("score").is_not_null() & (pl.col("outcome") != "skipped"))
     if scored.height == 0:
         raise Missing("no selected row has a score")
     # Repeats are averaged within their case first: the case (or group) is the unit.
     return (scored.with_columns(cluster_expr(rule.cluster).alias("_cluster"))
             .group_by("case_id").agg(pl.col("score").mean().alias("value"), pl.len().alias("n"),
-                                     pl.col("_cluster").first(), pl.col("case_hash").drop_nulls().first())
+                                     pl.col("_cluster").first(), pl.col("case_hash").max())
             .sort("case_id"))
 
 
 @metric("mean_score", higher_is_better=True, needs_scorer=True)
-def mean_score(rows: pl.DataFrame, rule: "Rule", calibrations=None) -> dict:
+def mean_score(sel: Selected, rule: "Rule", calibrations=None) -> dict:
     """Mean score of a scorer over cases (repeats averaged per case first)."""
-    per = _scored(rows, rule)
+    per = _scored(sel, rule)
     out = clustered_mean(per, "value", rule.confidence)
     out["n_rows"] = int(per["n"].sum())
     return out
 
 
 @_with_per_case("mean_score")
-def mean_score_per_case(rows: pl.DataFrame, rule: "Rule") -> pl.DataFrame:
-    return _scored(rows, rule)
+def mean_score_per_case(sel: Selected, rule: "Rule") -> pl.DataFrame:
+    return _scored(sel, rule)
 
 
-def _attempts(rows: pl.DataFrame, rule: "Rule", estimator: Callable[[int, int, int], float]) -> pl.DataFrame:
-    units, _ = _decided_units(rows, rule)
+def _attempts(sel: Selected, rule: "Rule", estimator: Callable[[int, int, int], float]) -> pl.DataFrame:
+    units, _ = _decided_units(sel, rule)
     per = per_case_runs(units, "_ok")
     short = per.filter(pl.col("n") < rule.k).sort("case_id")
     if short.height:
@@ -192,49 +192,49 @@ def _attempts(rows: pl.DataFrame, rule: "Rule", estimator: Callable[[int, int, i
 
 
 @metric("pass_at_k", higher_is_better=True, needs_k=True)
-def pass_at_k(rows: pl.DataFrame, rule: "Rule", calibrations=None) -> dict:
+def pass_at_k(sel: Selected, rule: "Rule", calibrations=None) -> dict:
     """Unbiased pass@k per case (Chen et al. 2021), averaged over cases."""
-    return clustered_mean(_attempts(rows, rule, stats.pass_at_k), "value", rule.confidence) | {"k_attempts": rule.k}
+    return clustered_mean(_attempts(sel, rule, stats.pass_at_k), "value", rule.confidence) | {"k_attempts": rule.k}
 
 
 @metric("pass_hat_k", higher_is_better=True, needs_k=True)
-def pass_hat_k(rows: pl.DataFrame, rule: "Rule", calibrations=None) -> dict:
+def pass_hat_k(sel: Selected, rule: "Rule", calibrations=None) -> dict:
     """Unbiased pass^k per case (all k attempts succeed; Yao et al. 2024), averaged over cases."""
-    return clustered_mean(_attempts(rows, rule, stats.pass_hat_k), "value", rule.confidence) | {"k_attempts": rule.k}
+    return clustered_mean(_attempts(sel, rule, stats.pass_hat_k), "value", rule.confidence) | {"k_attempts": rule.k}
 
 
 @_with_per_case("pass_at_k")
-def pass_at_k_per_case(rows: pl.DataFrame, rule: "Rule") -> pl.DataFrame:
-    return _attempts(rows, rule, stats.pass_at_k)
+def pass_at_k_per_case(sel: Selected, rule: "Rule") -> pl.DataFrame:
+    return _attempts(sel, rule, stats.pass_at_k)
 
 
 @_with_per_case("pass_hat_k")
-def pass_hat_k_per_case(rows: pl.DataFrame, rule: "Rule") -> pl.DataFrame:
-    return _attempts(rows, rule, stats.pass_hat_k)
+def pass_hat_k_per_case(sel: Selected, rule: "Rule") -> pl.DataFrame:
+    return _attempts(sel, rule, stats.pass_hat_k)
 
 
 # -- calls: latency and cost ------------------------------------------------------------------------
 
 
-def call_values(rows: pl.DataFrame, column: str) -> pl.Series:
-    values = rt.call_rows(rows)[column].drop_nulls()
+def call_values(sel: Selected, column: str) -> pl.Series:
+    values = rt.call_rows(sel.rows)[column].drop_nulls()
     if values.len() == 0:
         raise Missing(f"no selected model call records {column}")
     return values
 
 
 @metric("p95_latency_ms", higher_is_better=False, relative="ratio", probability=False)
-def p95_latency_ms(rows: pl.DataFrame, rule: "Rule", calibrations=None) -> dict:
+def p95_latency_ms(sel: Selected, rule: "Rule", calibrations=None) -> dict:
     """95th percentile of per-call latency (one value per case run, not per scorer row); a point estimate."""
-    values = call_values(rows, "latency_ms")
+    values = call_values(sel, "latency_ms")
     return {"n": values.len(), "estimate": float(values.quantile(0.95, interpolation="linear")),
             "lower": None, "upper": None, "method": "point estimate"}
 
 
 @metric("cost_per_case", higher_is_better=False, relative="ratio", probability=False)
-def cost_per_case(rows: pl.DataFrame, rule: "Rule", calibrations=None) -> dict:
+def cost_per_case(sel: Selected, rule: "Rule", calibrations=None) -> dict:
     """Mean cost in USD of one case run (one model call), from the calls that record a cost."""
-    values = call_values(rows, "cost_usd")
+    values = call_values(sel, "cost_usd")
     return {"n": values.len(), "estimate": float(values.mean()), "total_usd": float(values.sum()),
             "lower": None, "upper": None, "method": "point estimate"}
 
@@ -252,14 +252,14 @@ def resolve_calibration(rule: "Rule", calibrations: Calibrations | None) -> "Jud
 
 
 @metric("judge_corrected_pass_rate", higher_is_better=True, relative=None, needs_scorer=True)
-def judge_corrected_pass_rate(rows: pl.DataFrame, rule: "Rule", calibrations=None) -> dict:
+def judge_corrected_pass_rate(sel: Selected, rule: "Rule", calibrations=None) -> dict:
     """The judge's observed pass rate corrected by Rogan-Gladen, with a delta-method interval.
 
     The interval carries the calibration set's uncertainty (m_human_pass, m_human_fail), which
     usually dominates. One verdict per case: repeated verdicts are not independent trials.
     """
     cal = resolve_calibration(rule, calibrations)
-    units, extra = _scorer_units(rows, rule)
+    units, extra = _scorer_units(sel, rule)
     if units.height == 0:
         raise RuleFailure("every selected judge row errored")
     if units.select(pl.col("case_id").n_unique()).item() != units.height:

@@ -27,30 +27,43 @@ def cluster_expr(cluster: str) -> pl.Expr:
     return pl.coalesce(tagged, pl.col("case_id"))
 
 
+_SEVERITY = {"skipped": 0, "pass": 1, "fail": 2, "error": 3}
+_BY_SEVERITY = ["skipped", "pass", "fail", "error"]
+
+
 def case_repeat_outcomes(rows: pl.DataFrame, cluster: str = "case") -> pl.DataFrame:
     """One outcome per (case, repeat): error if any selected scorer errored, else fail if any failed, else pass.
 
     Skipped rows do not count; a (case, repeat) whose rows are all skipped is dropped.
     """
+    worst = pl.col("outcome").replace_strict(_SEVERITY, default=3, return_dtype=pl.Int8).max()
     return (
-        rows.with_columns(cluster_expr(cluster).alias("_cluster"))
-        .group_by("case_id", "repeat")
-        .agg(
-            (pl.col("outcome") == "error").any().alias("_err"),
-            (pl.col("outcome") == "fail").any().alias("_fail"),
-            (pl.col("outcome") == "pass").any().alias("_pass"),
-            pl.col("_cluster").first(),
-            pl.col("case_hash").drop_nulls().first().alias("case_hash"),
-        )
-        .filter(pl.col("_err") | pl.col("_fail") | pl.col("_pass"))
-        .select(
-            "case_id", "repeat", "_cluster", "case_hash",
-            pl.when("_err").then(pl.lit("error")).when("_fail").then(pl.lit("fail"))
-            .otherwise(pl.lit("pass")).alias("outcome"),
-        )
+        rows.group_by("case_id", "repeat")
+        .agg(worst.alias("_sev"), cluster_expr(cluster).first().alias("_cluster"), pl.col("case_hash").max())
+        .filter(pl.col("_sev") > 0)
+        .with_columns(pl.col("_sev").replace_strict(list(range(4)), _BY_SEVERITY, return_dtype=pl.Utf8)
+                      .alias("outcome"))
+        .drop("_sev")
         # group_by order varies between runs; a fixed order keeps float sums, hence decisions, reproducible.
         .sort("case_id", "repeat")
     )
+
+
+class Selected:
+    """The rows a rule selected, with their (case, repeat) outcomes computed once for all rules that share them."""
+
+    def __init__(self, rows: pl.DataFrame):
+        self.rows = rows
+        self._outcomes: dict[str, pl.DataFrame] = {}
+
+    @property
+    def height(self) -> int:
+        return self.rows.height
+
+    def case_outcomes(self, cluster: str) -> pl.DataFrame:
+        if cluster not in self._outcomes:
+            self._outcomes[cluster] = case_repeat_outcomes(self.rows, cluster)
+        return self._outcomes[cluster]
 
 
 def binomial_bounds(units: pl.DataFrame, success: str, conf: float, method: str) -> dict:
@@ -109,5 +122,5 @@ def per_case_runs(units: pl.DataFrame, success: str) -> pl.DataFrame:
     """Runs n and successes c per case (the unit for pass@k, pass^k and paired comparisons with repeats)."""
     return units.group_by("case_id").agg(
         pl.len().alias("n"), pl.col(success).sum().alias("c"),
-        pl.col("_cluster").first(), pl.col("case_hash").drop_nulls().first(),
+        pl.col("_cluster").first(), pl.col("case_hash").max(),
     ).sort("case_id")
