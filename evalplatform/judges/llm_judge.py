@@ -50,6 +50,8 @@ class JudgeScorerBase(ScorerBase):
     calibration: str | None = Field(
         None, description="Calibration set (JSONL), relative to the suite; default ../calibration/<criterion>.jsonl")
     floors: GateFloors = Field(default_factory=GateFloors, description="What the calibration must show to gate.")
+    advisory: bool = Field(False, description="Calibrated and reported, but never relied on to gate: the "
+                                              "judge_allowed_to_gate check does not require it to clear the floors.")
 
     _root: Path | None = PrivateAttr(default=None)
 
