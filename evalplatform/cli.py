@@ -116,6 +116,43 @@ def _print_summary(project, run_id: str, ui_hint: str | None) -> int:
     return EXIT_BLOCKED if gate.blocks else EXIT_PASS
 
 
+def _configure_ci(p: argparse.ArgumentParser) -> None:
+    _configure_run(p)
+    p.add_argument("--url", default=os.environ.get("EVALPLATFORM_DAGSTER_URL"),
+                   help="Dagster webserver (e.g. http://127.0.0.1:3000); without it the job runs in-process")
+    p.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the run")
+
+
+@command("ci", "CI entry point: run the PR job on a Dagster server (or in-process) and answer with an exit code")(
+    _configure_ci)
+def cmd_ci(args: argparse.Namespace) -> int:
+    if not args.url:
+        return cmd_run(args)
+    from evalplatform.ci import submit_and_wait, user_error
+
+    res = submit_and_wait(args.url, args.suite, tier=args.tier, model=args.model, timeout_s=args.timeout,
+                          tags={"evalplatform/cli": "ci"})
+    err = user_error(res.failures)
+    if err is not None:
+        raise err
+    print(f"dagster run {res.run_id}: {res.status} in {res.elapsed_s:.1f} s  ({args.url}/runs/{res.run_id})")
+    for g in res.gates:
+        m = g.metadata
+        nums = ", ".join(f"{k}={m[k]:.3f}" if isinstance(m.get(k), float) else f"{k}={m[k]}"
+                         for k in ("status", "estimate", "lower", "threshold", "n") if k in m)
+        print(f"  {'PASS' if g.passed else 'FAIL'} {g.name} [{g.severity}] {nums}")
+    if res.blocking_failed:
+        print("decision: BLOCKED")
+        return EXIT_BLOCKED
+    if res.status != "SUCCESS":
+        steps = ", ".join(f["step"] for f in res.failures) or "unknown step"
+        raise InfraError(f"dagster run {res.run_id} ended {res.status} (failed: {steps})")
+    if not res.gates:
+        raise InfraError(f"dagster run {res.run_id} produced no gate result: refusing to pass")
+    print("decision: PASS")
+    return EXIT_PASS
+
+
 def _configure_history(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="history_cmd")
     ls = sub.add_parser("list", help="recent runs")
