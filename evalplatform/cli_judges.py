@@ -9,7 +9,8 @@ from evalplatform.errors import InputError
 
 
 def _fmt(x, digits: int = 3) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
+    # round(...) + 0.0 turns a -0.000 (kappa of an always-PASS judge) into 0.000.
+    return "-" if x is None else f"{round(x, digits) + 0.0:.{digits}f}"
 
 
 def _ci(pair) -> str:

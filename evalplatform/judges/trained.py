@@ -125,7 +125,7 @@ class TrainedJudge(JudgeScorerBase):
     tier_cost: ClassVar[str] = "cheap_judge"
 
     threshold: float = Field(0.5, ge=0, le=1)
-    C: float = Field(4.0, gt=0, description="Inverse regularisation strength of the logistic regression.")
+    C: float = Field(30.0, gt=0, description="Inverse regularisation strength of the logistic regression.")
     folds: int = Field(5, ge=2, le=20, description="Stratified folds for the cross-validated calibration.")
 
     @property
