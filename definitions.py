@@ -3,7 +3,7 @@
 import dagster as dg
 
 from assets.baseline import promoted_baseline
-from assets.checks import pass_rate_at_least_floor
+from assets.checks import RULE_CHECKS
 from assets.resources import RESOURCES
 from assets.scored_runs import scored_run
 from assets.suites import suite_dataset
@@ -11,7 +11,7 @@ from sensors.jobs import nightly_eval_job, nightly_sweep, pr_eval_job
 
 defs = dg.Definitions(
     assets=[suite_dataset, scored_run, promoted_baseline],
-    asset_checks=[pass_rate_at_least_floor],
+    asset_checks=RULE_CHECKS,
     jobs=[pr_eval_job, nightly_eval_job],
     schedules=[nightly_sweep],
     resources=RESOURCES,

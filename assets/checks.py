@@ -1,24 +1,62 @@
-"""Gates as asset checks on the scored run: a failed blocking gate stops the promotion downstream."""
+"""Gates as asset checks on the scored run: one check per rule of the suites' release policies.
 
+Blocking rules are blocking checks with ERROR severity (a failure stops promoted_baseline);
+advisory rules are WARN. The suite's `gate:` floor is rule `pass_rate_at_least_floor` when the
+suite has no policy file.
+"""
+
+import logging
 
 import dagster as dg
 
-from assets.resources import EvalProject
+from assets.partitions import discover_suites
+from assets.resources import REPO_ROOT, EvalProject
 from assets.scored_runs import scored_run
-from evalplatform.pipeline import gate_from_history
+from evalplatform.decide import effective_policy, evaluate_one_rule
+from evalplatform.errors import EvalPlatformError
+from evalplatform.suite import load_suite
+
+log = logging.getLogger(__name__)
 
 
-@dg.asset_check(asset=scored_run, blocking=True, description=(
-    "The one-sided lower confidence bound (Wilson; cluster-robust with repeats) of the case pass rate "
-    "is at least the suite's floor. Errors are not passes; too many errors, no data or an inconclusive "
-    "bound block too."))
-def pass_rate_at_least_floor(eval_project: EvalProject, scored_run: dict) -> dg.AssetCheckResult:
-    gate, _ = gate_from_history(eval_project.project(), scored_run["run_id"], eval_project.store())
-    meta = {k: v for k, v in gate.as_dict().items() if v is not None}
-    meta["run_id"] = scored_run["run_id"]
-    return dg.AssetCheckResult(
-        passed=not gate.blocks,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata=meta,
-        description=f"{gate.status}: {gate.reason}",
-    )
+def _rules_by_id() -> dict[str, dict]:
+    """Every rule id across the suites' effective policies; blocking if it blocks in any suite."""
+    rules: dict[str, dict] = {}
+    for name in discover_suites():
+        try:
+            policy = effective_policy(load_suite(REPO_ROOT / "datasets" / name / "suite.yaml")).policy
+        except EvalPlatformError as exc:
+            # A broken suite must not take the whole code location down; its runs fail with the reason.
+            log.warning("suite %s: %s", name, exc)
+            continue
+        for r in policy.rules:
+            entry = rules.setdefault(r.id, {"blocking": False, "description": r.description or r.id})
+            entry["blocking"] |= r.severity == "blocking"
+    return rules
+
+
+def build_rule_check(rule_id: str, blocking: bool, description: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=scored_run, name=rule_id, blocking=blocking, description=description)
+    def _check(eval_project: EvalProject, scored_run: dict) -> dg.AssetCheckResult:
+        store = eval_project.store()
+        record = store.get_run(scored_run["run_id"])
+        suite = load_suite(record["provenance"]["suite_file"])
+        result = evaluate_one_rule(store, suite, record["run_id"], rule_id)
+        if result is None:
+            return dg.AssetCheckResult(passed=True, metadata={"applies": False, "run_id": record["run_id"]},
+                                       description=f"suite {suite.name!r} has no rule {rule_id!r}")
+        advisory = result.severity == "advisory"
+        meta = {k: v for k, v in result.numbers.items() if isinstance(v, (int, float, str, bool))}
+        meta.update({"outcome": result.outcome, "reason": result.reason, "run_id": record["run_id"],
+                     "metric": result.metric})
+        return dg.AssetCheckResult(
+            passed=(result.outcome == "PASS") if advisory else not result.blocks,
+            severity=dg.AssetCheckSeverity.WARN if advisory else dg.AssetCheckSeverity.ERROR,
+            metadata=meta,
+            description=f"{result.outcome}: {result.reason}",
+        )
+
+    return _check
+
+
+RULE_CHECKS = [build_rule_check(rid, r["blocking"], r["description"]) for rid, r in sorted(_rules_by_id().items())]

@@ -103,15 +103,35 @@ def scored_run(
     except BaseException as exc:
         store.fail_run(run_id, f"{type(exc).__name__}: {exc}"[:500])
         raise
-    run.totals["decision"] = gate_run(suite, run).status
+    from evalplatform.decide import decide_run
+
+    # The policy is pure over the results and the promoted baseline: decide before storing, so the
+    # run lands complete with its decision in one transaction, then record the rule-by-rule record.
+    decision = decide_run(store, suite, run_id, results=run.results, record=False)
+    run.totals["decision"] = decision.overall
     store.complete_run(run_id, run.results, run.outputs, run.totals)
+    store.record_decision(decision.overall, decision.policy_hash or "", decision.inputs,
+                          [r.to_dict() for r in decision.rules], run_id=run_id)
     record.update(run.totals)
+    record["decision_detail"] = decision
     return run, record
 
 
 def gate_run(suite: LoadedSuite, run: ScoredRun) -> GateResult:
     g = suite.spec.gate
     return pass_rate_floor(run.results, g.pass_rate_floor, g.confidence)
+
+
+def decision_from_history(project: Project, run_id: str, store: HistoryStore | None = None):
+    """Re-evaluate a stored run's policy (the suite file as recorded) without recording it again."""
+    from evalplatform.decide import decide_run
+
+    store = store or HistoryStore(project.history_path)
+    record = store.get_run(run_id)
+    if record is None:
+        raise InputError(project.history_path, "run_id", f"no run {run_id!r} in the history")
+    suite = load_suite(record["provenance"]["suite_file"])
+    return decide_run(store, suite, record["run_id"], record=False), record
 
 
 def gate_from_history(project: Project, run_id: str, store: HistoryStore | None = None) -> tuple[GateResult, dict]:

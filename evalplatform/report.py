@@ -6,7 +6,9 @@ import polars as pl
 
 from evalplatform import results as R
 from evalplatform import stats
-from evalplatform.gate import GateResult, case_outcomes
+from evalplatform.gate import case_outcomes
+from evalplatform.policy import Decision, RuleResult
+from evalplatform.policy.report import render_table
 
 
 def criterion_table(results: pl.DataFrame, conf: float = 0.95) -> list[dict]:
@@ -60,12 +62,19 @@ def _pct(x: float | None) -> str:
     return "   -  " if x is None else f"{100 * x:5.1f}%"
 
 
-def render_summary(*, run: dict, results: pl.DataFrame, gate: GateResult, history_path: str,
+def decision_from_record(d: dict) -> Decision:
+    """A decision as stored in the history, back as the policy engine's object (for rendering)."""
+    return Decision(overall=d["overall"], rules=[RuleResult(**r) for r in d["rules"]],
+                    policy_name=str((d.get("inputs") or {}).get("policy", "policy")), policy_hash=d.get("policy_hash"),
+                    inputs=d.get("inputs") or {})
+
+
+def render_summary(*, run: dict, results: pl.DataFrame, decision: Decision, history_path: str,
                    ui_hint: str | None = None) -> str:
     lines = []
     lines.append(f"evalplatform run {run['run_id']}  suite={run['suite']} tier={run['tier']} "
                  f"model={run['target_model']} repeats={run.get('repeats', 1)}")
-    lines.append(f"dataset {run.get('dataset_hash', '')[:12]}  prompt {run.get('prompt_hash', '')[:12]}  "
+    lines.append(f"dataset {(run.get('dataset_hash') or '')[:12]}  prompt {(run.get('prompt_hash') or '')[:12]}  "
                  f"cases {run.get('n_cases')}  results {results.height}")
     lines.append("")
     lines.append(f"{'criterion':<16}{'pass rate':>10}   {'95% Wilson CI':<17}{'n':>6}{'errors':>8}")
@@ -83,16 +92,14 @@ def render_summary(*, run: dict, results: pl.DataFrame, gate: GateResult, histor
     p95 = "-" if u["latency_p95_ms"] is None else f"{u['latency_p95_ms']:.0f}"
     lines.append(f"calls {u['calls']} (cache hits {u['cache_hits']}, attempts {u['attempts_total']})  "
                  f"tokens in/out {u['tokens_in']}/{u['tokens_out']}  cost ${u['cost_usd']:.4f}  "
-                 f"latency p50/p95 {p50}/{p95} ms  wall {run.get('wall_s', 0):.2f} s")
+                 f"latency p50/p95 {p50}/{p95} ms  wall {run.get('wall_s') or 0:.2f} s")
     lines.append("")
-    bound = "-" if gate.lower is None else f"{gate.lower:.3f}"
-    est = "-" if gate.estimate is None else f"{gate.estimate:.3f}"
-    verdict = "PASS: release gate passed" if not gate.blocks else f"{gate.status}: release gate BLOCKS"
-    lines.append(f"gate pass_rate_at_least_floor: {verdict}")
-    lines.append(f"  case pass rate {est} ({gate.k}/{gate.n}, {gate.n_error} errored), "
-                 f"{gate.confidence:.0%} one-sided lower bound {bound} vs floor {gate.threshold:.3f} [{gate.method}]")
-    lines.append(f"  {gate.reason}")
+    base = (decision.inputs or {}).get("baseline_run_id")
+    lines.append(f"release policy ({decision.inputs.get('policy', decision.policy_name)}; "
+                 f"baseline {base or 'none promoted yet'}):")
+    lines.append(render_table(decision))
     lines.append("")
+    lines.append("RELEASE GATE PASSED" if not decision.blocked else "RELEASE GATE BLOCKS this change")
     lines.append(f"history: {history_path}  (evalplatform history show {run['run_id']})")
     if ui_hint:
         lines.append(ui_hint)

@@ -56,6 +56,8 @@ class Suite(_Strict):
     repeats: int = Field(default=1, ge=1, le=100)
     scorers: list[ScorerSpec] = Field(min_length=1)
     gate: Gate
+    policy: str | None = Field(
+        default=None, description="Release policy file (relative to the suite file); without one, the gate's floor is the policy.")
     tiers: dict[Literal["pr", "nightly"], TierSpec] = Field(default_factory=lambda: {"pr": TierSpec(), "nightly": TierSpec()})
 
     @field_validator("name")
@@ -192,6 +194,14 @@ def load_suite(path: str | Path) -> LoadedSuite:
             raise InputError(path, f"datasets[{i}].path", f"dataset file {d.path!r} not found next to the suite file")
     for i, s in enumerate(spec.scorers):
         s.check_files(root, path, f"scorers[{i}]")
+    if spec.policy:
+        if not (root / spec.policy).is_file():
+            raise InputError(path, "policy", f"policy file {spec.policy!r} not found next to the suite file")
+        from evalplatform.policy import load_policy
+
+        pol = load_policy(root / spec.policy).policy
+        if pol.suite and pol.suite != spec.name:
+            raise InputError(root / spec.policy, "suite", f"policy is for suite {pol.suite!r}, not {spec.name!r}")
     return LoadedSuite(
         spec=spec,
         path=path,

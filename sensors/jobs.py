@@ -8,7 +8,6 @@ import re
 import dagster as dg
 
 from assets.baseline import promoted_baseline
-from assets.checks import pass_rate_at_least_floor
 from assets.partitions import suite_partitions
 from assets.scored_runs import scored_run
 from assets.suites import suite_dataset

@@ -382,6 +382,12 @@ class HistoryStore:
         row["rules"] = json.loads(row["rules"])
         return row
 
+    def latest_decision(self, run_id: str) -> dict[str, Any] | None:
+        """The newest decision recorded for a run (a run can be gated again under another policy)."""
+        rows = self._rows("SELECT decision_id FROM decisions WHERE run_id = ? ORDER BY created_at DESC, "
+                          "decision_id DESC LIMIT 1", [run_id])
+        return self.get_decision(rows[0]["decision_id"]) if rows else None
+
 
     # -- judge calibrations -------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from assets.baseline import promoted_baseline
-from assets.checks import pass_rate_at_least_floor
+from assets.checks import RULE_CHECKS
 from assets.resources import REPO_ROOT, EvalProject
 from assets.scored_runs import scored_run
 from assets.suites import suite_dataset
@@ -19,7 +19,7 @@ from evalplatform.history import HistoryStore
 @pytest.fixture(scope="module")
 def project_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("proj")
-    shutil.copytree(REPO_ROOT / "datasets" / "demo", root / "datasets" / "demo")
+    shutil.copytree(REPO_ROOT / "datasets", root / "datasets")
     return root
 
 
@@ -31,7 +31,7 @@ def instance():
 
 def materialize(root: Path, instance, model: str | None = None):
     return dg.materialize(
-        [suite_dataset, scored_run, promoted_baseline, pass_rate_at_least_floor],
+        [suite_dataset, scored_run, promoted_baseline, *RULE_CHECKS],
         resources={"eval_project": EvalProject(root=str(root))},
         partition_key="demo",
         instance=instance,
@@ -52,7 +52,10 @@ def test_v1_passes_the_gate_and_is_promoted(project_root, instance, monkeypatch)
     result = materialize(project_root, instance)
     assert result.success
     gate = _gate(result)
-    assert gate.passed and gate.metadata["status"].value == "PASS"
+    assert gate.passed and gate.metadata["outcome"].value == "PASS"
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert {"safety_pass_rate", "error_rate_at_most_5pct", "no_regression_vs_baseline"} <= set(checks)
+    assert all(e.passed for e in checks.values() if e.severity == dg.AssetCheckSeverity.ERROR)
     mats = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events() and
             [e.event_specific_data.materialization for e in result.get_asset_materialization_events()]}
     assert mats == {"suite_dataset", "scored_run", "promoted_baseline"}
@@ -71,7 +74,11 @@ def test_v2_is_blocked_and_not_promoted(project_root, instance, monkeypatch):
     assert not result.success
     gate = _gate(result)
     assert not gate.passed and gate.severity == dg.AssetCheckSeverity.ERROR
-    assert gate.metadata["status"].value in ("FAIL", "INCONCLUSIVE")
+    assert gate.metadata["outcome"].value in ("FAIL", "INCONCLUSIVE")
+    # Against the promoted v1 baseline, the paired comparison catches the regression too.
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not checks["no_regression_vs_baseline"].passed
+    assert checks["no_regression_vs_baseline"].metadata["outcome"].value == "FAIL"
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     # The gated run is stored (it is evidence), but it is not promoted.
     assert "scored_run" in materialized and "promoted_baseline" not in materialized
@@ -83,7 +90,7 @@ def test_v2_is_blocked_and_not_promoted(project_root, instance, monkeypatch):
 def test_bad_input_fails_the_dataset_step_with_the_one_line_error(tmp_path, instance, monkeypatch):
     monkeypatch.delenv("EVALPLATFORM_HOME", raising=False)
     root = tmp_path / "proj"
-    shutil.copytree(REPO_ROOT / "datasets" / "demo", root / "datasets" / "demo")
+    shutil.copytree(REPO_ROOT / "datasets", root / "datasets")
     (root / "datasets" / "demo" / "cases.jsonl").write_text('{"id": "x"}\n{"id": "x"}\n')
     result = materialize(root, instance)
     assert not result.success

@@ -1,0 +1,76 @@
+"""A scored run's release decision: the suite's policy (or its pass-rate floor) against the promoted baseline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from evalplatform.history import HistoryStore
+from evalplatform.policy import Decision, Policy, evaluate_policy, evaluate_rule, load_policy
+from evalplatform.policy.evaluate import RuleResult
+from evalplatform.provenance import canonical_json, sha256_text
+from evalplatform.suite import Gate, LoadedSuite
+
+FLOOR_RULE = "pass_rate_at_least_floor"
+
+
+@dataclass
+class EffectivePolicy:
+    policy: Policy
+    sha256: str
+    source: str  # the policy file, or "suite gate" when the suite has none
+
+
+def floor_policy(suite_name: str, gate: Gate) -> Policy:
+    """The suite's `gate:` as a one-rule policy, with the floor gate's exact semantics."""
+    return Policy.model_validate({
+        "name": f"{suite_name}-floor", "suite": suite_name,
+        "rules": [{
+            "id": FLOOR_RULE, "description": f"Case pass rate is at least {gate.pass_rate_floor:.0%} "
+            f"(one-sided {gate.confidence:.0%} lower bound).",
+            "metric": "pass_rate", "bound": {"min": gate.pass_rate_floor}, "confidence": gate.confidence,
+            "errors": "exclude", "max_error_share": 0.05, "severity": "blocking",
+        }],
+    })
+
+
+def effective_policy(suite: LoadedSuite) -> EffectivePolicy:
+    if suite.spec.policy:
+        loaded = load_policy(suite.root / suite.spec.policy)
+        return EffectivePolicy(loaded.policy, loaded.sha256, str(loaded.path))
+    pol = floor_policy(suite.name, suite.spec.gate)
+    return EffectivePolicy(pol, sha256_text(canonical_json(pol.model_dump(mode="json"))), "suite gate")
+
+
+def baseline_for(store: HistoryStore, suite_name: str, run_id: str) -> tuple[str | None, pl.DataFrame | None]:
+    """The suite's last promoted baseline (never the run itself), with its results."""
+    base_id = store.latest_baseline(suite_name)
+    if base_id is None or base_id == run_id:
+        return None, None
+    return base_id, store.get_results(base_id)
+
+
+def decide_run(store: HistoryStore, suite: LoadedSuite, run_id: str, results: pl.DataFrame | None = None,
+               record: bool = True) -> Decision:
+    eff = effective_policy(suite)
+    results = results if results is not None else store.get_results(run_id)
+    base_id, baseline = baseline_for(store, suite.name, run_id)
+    decision = evaluate_policy(eff.policy, results, baseline, policy_hash=eff.sha256,
+                               results_label=f"run {run_id}",
+                               baseline_label=f"baseline {base_id}" if base_id else "baseline")
+    decision.inputs = {"run_id": run_id, "baseline_run_id": base_id, "policy": eff.source}
+    if record:
+        store.record_decision(decision.overall, eff.sha256, decision.inputs,
+                              [r.to_dict() for r in decision.rules], run_id=run_id)
+    return decision
+
+
+def evaluate_one_rule(store: HistoryStore, suite: LoadedSuite, run_id: str, rule_id: str) -> RuleResult | None:
+    """One rule of the suite's effective policy on a stored run (None when the policy has no such rule)."""
+    eff = effective_policy(suite)
+    rule = next((r for r in eff.policy.rules if r.id == rule_id), None)
+    if rule is None:
+        return None
+    _, baseline = baseline_for(store, suite.name, run_id)
+    return evaluate_rule(rule, store.get_results(run_id), baseline, import_warnings=eff.policy.import_warnings)
