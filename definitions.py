@@ -4,14 +4,15 @@ import dagster as dg
 
 from assets.baseline import promoted_baseline
 from assets.checks import RULE_CHECKS
+from assets.judges import JUDGE_ASSETS, JUDGE_CHECKS
 from assets.resources import RESOURCES
 from assets.scored_runs import scored_run
 from assets.suites import suite_dataset
 from sensors.jobs import nightly_eval_job, nightly_sweep, pr_eval_job
 
 defs = dg.Definitions(
-    assets=[suite_dataset, scored_run, promoted_baseline],
-    asset_checks=RULE_CHECKS,
+    assets=[suite_dataset, scored_run, promoted_baseline, *JUDGE_ASSETS],
+    asset_checks=[*RULE_CHECKS, *JUDGE_CHECKS],
     jobs=[pr_eval_job, nightly_eval_job],
     schedules=[nightly_sweep],
     resources=RESOURCES,

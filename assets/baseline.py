@@ -11,6 +11,8 @@ from assets.resources import EvalProject
     partitions_def=suite_partitions,
     group_name="evaluation",
     pool="history_writer",
+    # A judge refused by its calibration check must also hold back promotion (through automation).
+    deps=["judge_calibration"],
     automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
     description="Promotes the latest complete scored run of the suite to baseline; blocked by any failed "
     "blocking gate on the scored run (in the same run, and across runs through its automation condition).",

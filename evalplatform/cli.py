@@ -289,4 +289,7 @@ def _main(argv: list[str] | None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run through the package module so verbs registered by plugins land in the same registry.
+    from evalplatform.cli import main as package_main
+
+    sys.exit(package_main())

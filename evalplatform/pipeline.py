@@ -54,6 +54,12 @@ def checked_dataset(project: Project, suite: LoadedSuite, store: HistoryStore | 
     return dataset, {"success": True, "cached": cached, "statistics": summary.get("statistics")}
 
 
+def _judge_pins(suite: LoadedSuite) -> dict[str, str]:
+    from evalplatform.judges.suites import judge_pins
+
+    return judge_pins(suite)
+
+
 def run_record(project: Project, suite: LoadedSuite, dataset: Dataset, plan, run_id: str,
                dagster_run_id: str | None) -> dict:
     prov = provenance.collect(project.root, project.lock_file if project.lock_file.exists() else None)
@@ -72,6 +78,7 @@ def run_record(project: Project, suite: LoadedSuite, dataset: Dataset, plan, run
         "target_model": plan.target.model,
         "target_params": {**plan.target.params(), "api_base": plan.target.api_base,
                           "system_prompt_sha256": provenance.sha256_text(plan.target.system_prompt or "")},
+        "judge_pins": _judge_pins(suite),
         "seed": plan.target.seed,
         "repeats": plan.repeats,
         "dagster_run_id": dagster_run_id,

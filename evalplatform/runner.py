@@ -126,9 +126,16 @@ def score_outputs(plan: RunPlan, frame: pl.DataFrame, run_id: str) -> pl.DataFra
         ok = scope.filter(pl.col("output").is_not_null())
         scored = scorer.score(ok) if ok.height else ok.with_columns(
             pl.lit(None, dtype=pl.Float64).alias("score"), pl.lit(None, dtype=pl.Utf8).alias("explanation"))
+        # A scorer that could not decide (a judge reply that did not parse) leaves the score null:
+        # that is an error, never a fail, and its explanation is the error text.
+        undecided = pl.col("score").is_null() | pl.col("score").is_nan()
         scored = scored.with_columns(
-            pl.when(pl.col("score") >= scorer.threshold).then(pl.lit("pass")).otherwise(pl.lit("fail")).alias("outcome"),
-            pl.lit(None, dtype=pl.Utf8).alias("error"),
+            pl.when(undecided).then(pl.lit("error"))
+            .when(pl.col("score") >= scorer.threshold).then(pl.lit("pass"))
+            .otherwise(pl.lit("fail")).alias("outcome"),
+            pl.when(undecided).then(pl.col("explanation").fill_null(f"scorer {scorer.id} returned no score"))
+            .otherwise(pl.lit(None, dtype=pl.Utf8)).alias("error"),
+            pl.when(undecided).then(pl.lit(None, dtype=pl.Float64)).otherwise(pl.col("score")).alias("score"),
         )
         errored = scope.filter(pl.col("output").is_null()).with_columns(
             pl.lit(None, dtype=pl.Float64).alias("score"),

@@ -57,6 +57,8 @@ def test_asset_graph_matches_snapshot():
 def test_lineage_dataset_to_promoted_baseline():
     snap = graph_snapshot()["assets"]
     assert snap["scored_run"]["deps"] == ["suite_dataset"]
-    assert snap["promoted_baseline"]["deps"] == ["scored_run"]
+    assert snap["promoted_baseline"]["deps"] == ["judge_calibration", "scored_run"]
+    assert snap["judge_calibration"]["deps"] == ["calibration_sets"]
+    assert "judge_allowed_to_gate" in snap["judge_calibration"]["checks"]
     assert "pass_rate_at_least_floor" in snap["scored_run"]["checks"]
     assert snap["promoted_baseline"]["automation"] == ["eager", "all_deps_blocking_checks_passed"]

@@ -10,7 +10,8 @@ from evalplatform.history import LATEST_VERSION, MIGRATIONS, HistoryStore, migra
 from evalplatform.history.schema import current_version
 from tests.evalplatform.history.history_worker import make_results
 
-TABLES = {"schema_version", "runs", "results", "outputs", "dataset_checks", "baselines", "decisions"}
+TABLES = {"schema_version", "runs", "results", "outputs", "dataset_checks", "baselines", "decisions",
+          "calibrations", "judge_verdicts"}
 
 
 def _tables(con) -> set[str]:
