@@ -26,8 +26,14 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 
 setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 
-# The demo: the PR tier of the demo suite through Dagster (in-process), v1 passes, then the regressed v2 is blocked.
+# The demo: judges calibrated (one refused), then the PR tier of the demo suite through Dagster (in-process):
+# v1 passes and is promoted as the baseline, then the regressed v2 is blocked.
 demo: setup
+	@echo "=== judges: calibrated against human labels (datasets/calibration); the always-PASS judge must be refused ==="
+	@$(BIN)/evalplatform calibrate --suite demo; code=$$?; \
+	  if [ $$code -eq 1 ]; then echo "(exit 1: a judge was refused, as the demo intends)"; else exit $$code; fi
+	@echo ""
+	@echo "=== the PR tier of the demo suite against support-v1 ==="
 	$(BIN)/evalplatform run --suite demo
 	@echo ""
 	@echo "=== the same suite against support-v2 (a regressed release) ==="

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from evalplatform.history import HistoryStore
-from evalplatform.policy import Decision, Policy, evaluate_policy, evaluate_rule, load_policy
+from evalplatform.policy import Decision, JudgeCalibration, Policy, evaluate_policy, evaluate_rule, load_policy
 from evalplatform.policy.evaluate import RuleResult
 from evalplatform.provenance import canonical_json, sha256_text
 from evalplatform.suite import Gate, LoadedSuite
@@ -51,12 +51,33 @@ def baseline_for(store: HistoryStore, suite_name: str, run_id: str) -> tuple[str
     return base_id, store.get_results(base_id)
 
 
+def judge_calibrations(store: HistoryStore, suite: LoadedSuite) -> dict[str, JudgeCalibration]:
+    """The latest stored calibration of each judge scorer of the suite, by scorer id, for
+    judge-corrected rules (`judge: {calibration: <scorer id>}`). Only the judge's current identity
+    counts: a calibration of an older rubric or model is stale and not offered."""
+    from evalplatform.judges.calibrate import latest_calibration
+    from evalplatform.judges.suites import judge_pins
+
+    out: dict[str, JudgeCalibration] = {}
+    for scorer_id, identity in judge_pins(suite).items():
+        cal = latest_calibration(store, identity)
+        if cal is None:
+            continue
+        m = cal["metrics"]
+        if m.get("m_human_pass") and m.get("m_human_fail"):
+            out[scorer_id] = JudgeCalibration(
+                judge_pass_on_human_pass=m["judge_pass_on_human_pass"], m_human_pass=m["m_human_pass"],
+                judge_fail_on_human_fail=m["judge_fail_on_human_fail"], m_human_fail=m["m_human_fail"])
+    return out
+
+
 def decide_run(store: HistoryStore, suite: LoadedSuite, run_id: str, results: pl.DataFrame | None = None,
                record: bool = True) -> Decision:
     eff = effective_policy(suite)
     results = results if results is not None else store.get_results(run_id)
     base_id, baseline = baseline_for(store, suite.name, run_id)
-    decision = evaluate_policy(eff.policy, results, baseline, policy_hash=eff.sha256,
+    decision = evaluate_policy(eff.policy, results, baseline, calibrations=judge_calibrations(store, suite),
+                               policy_hash=eff.sha256,
                                results_label=f"run {run_id}",
                                baseline_label=f"baseline {base_id}" if base_id else "baseline")
     decision.inputs = {"run_id": run_id, "baseline_run_id": base_id, "policy": eff.source}
@@ -73,4 +94,5 @@ def evaluate_one_rule(store: HistoryStore, suite: LoadedSuite, run_id: str, rule
     if rule is None:
         return None
     _, baseline = baseline_for(store, suite.name, run_id)
-    return evaluate_rule(rule, store.get_results(run_id), baseline, import_warnings=eff.policy.import_warnings)
+    return evaluate_rule(rule, store.get_results(run_id), baseline, calibrations=judge_calibrations(store, suite),
+                         import_warnings=eff.policy.import_warnings)
