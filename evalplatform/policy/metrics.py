@@ -271,9 +271,15 @@ def judge_corrected_pass_rate(sel: Selected, rule: "Rule", calibrations=None) ->
         raise RuleFailure(f"judge too weak to correct: Se + Sp - 1 = {youden:.3f} < {rule.judge.min_youden} "
                           "(recalibrate the judge or gate on scorer_pass_rate)")
     k, n = int(units["_ok"].sum()), units.height
-    rg = stats.rogan_gladen_ci_delta(k, n, cal.judge_pass_on_human_pass, cal.m_human_pass,
-                                     cal.judge_fail_on_human_fail, cal.m_human_fail, conf=2 * rule.confidence - 1)
-    return {"n": n, "k": k, "observed": k / n, "estimate": rg["theta"], "lower": rg["ci"][0], "upper": rg["ci"][1],
+    counts = (k, n, cal.judge_pass_on_human_pass, cal.m_human_pass, cal.judge_fail_on_human_fail, cal.m_human_fail)
+    rg = stats.rogan_gladen_ci_delta(*counts, conf=2 * rule.confidence - 1)
+    # The delta method collapses to a point when the observed rate and Se (or Sp) sit at 0 or 1
+    # (plug-in variances are zero); the Lee et al. (2025) smoothed interval does not. Gate on the
+    # wider of the two.
+    lee = stats.judge_corrected_ci_lee2025(*counts, conf=2 * rule.confidence - 1)
+    lower, upper = min(rg["ci"][0], lee[0]), max(rg["ci"][1], lee[1])
+    return {"n": n, "k": k, "observed": k / n, "estimate": rg["theta"], "lower": lower, "upper": upper,
+            "delta_ci": rg["ci"], "lee2025_ci": lee,
             "se": rg["se"], "se_ignoring_calibration": rg["se_ignoring_calibration"], "sensitivity": sens,
             "specificity": spec, "m_human_pass": cal.m_human_pass, "m_human_fail": cal.m_human_fail,
-            "method": "rogan-gladen, delta method", "confidence": rule.confidence, **extra}
+            "method": "rogan-gladen, wider of delta method and lee2025", "confidence": rule.confidence, **extra}

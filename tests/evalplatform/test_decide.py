@@ -1,0 +1,46 @@
+"""Run decisions: the suite's policy (or its floor), stored judge calibrations, and the corrected pass rate."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from evalplatform import results as R
+from evalplatform.decide import FLOOR_RULE, effective_policy, floor_policy
+from evalplatform.gate import pass_rate_floor
+from evalplatform.policy import Policy, evaluate_policy
+from evalplatform.suite import Gate, load_suite
+from tests.suite_helpers import MINI
+
+
+def _frame(n_pass: int, n_fail: int, n_error: int = 0) -> pl.DataFrame:
+    outcomes = ["pass"] * n_pass + ["fail"] * n_fail + ["error"] * n_error
+    return R.from_rows([{"run_id": "r", "case_id": f"c{i}", "repeat": 0, "scorer": "s", "outcome": o,
+                         "score": None if o == "error" else float(o == "pass")} for i, o in enumerate(outcomes)])
+
+
+def test_floor_policy_matches_the_floor_gate():
+    gate = Gate(pass_rate_floor=0.8, confidence=0.95)
+    pol = floor_policy("x", gate)
+    for counts in [(95, 5, 0), (80, 20, 0), (9, 1, 0), (90, 5, 3), (50, 10, 20), (0, 0, 0)]:
+        df = _frame(*counts)
+        rule = evaluate_policy(pol, df).rules[0]
+        g = pass_rate_floor(df, 0.8, 0.95)
+        assert rule.rule_id == FLOOR_RULE
+        assert rule.blocks == g.blocks, (counts, rule.outcome, g.status)
+
+
+def test_suite_without_policy_file_uses_its_gate():
+    eff = effective_policy(load_suite(MINI / "suite.yaml"))
+    assert eff.source == "suite gate" and [r.id for r in eff.policy.rules] == [FLOOR_RULE]
+
+
+def test_corrected_pass_rate_interval_is_not_a_point_at_the_boundary():
+    pol = Policy.model_validate({"rules": [{
+        "id": "corrected", "metric": "judge_corrected_pass_rate", "select": {"scorer": "s"},
+        "judge": {"counts": {"judge_pass_on_human_pass": 96, "m_human_pass": 96,
+                             "judge_fail_on_human_fail": 56, "m_human_fail": 64}},
+        "bound": {"min": 0.9}}]})
+    rule = evaluate_policy(pol, _frame(59, 0)).rules[0]
+    lo, hi = rule.numbers["lower"], rule.numbers["upper"]
+    assert lo < 0.95 and hi == 1.0  # calibration uncertainty keeps the bound honest
+    assert rule.outcome != "PASS" or lo >= 0.9
