@@ -110,6 +110,8 @@ def selection_expr(sel: Selection) -> pl.Expr:
         expr &= pl.col("suite") == sel.suite
     if sel.scorers():
         expr &= pl.col("scorer").is_in(sel.scorers())
+    if sel.excluded():
+        expr &= ~pl.col("scorer").is_in(sel.excluded())
     if sel.criterion is not None:
         expr &= pl.col("criterion").is_in([sel.criterion] if isinstance(sel.criterion, str) else sel.criterion)
     if sel.case_id_pattern is not None:

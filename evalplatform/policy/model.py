@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -38,6 +38,7 @@ class Selection(_Strict):
         None, description="regular expression (Rust regex syntax: linear time, no backreferences or lookaround) "
                           "searched in case_id; anchor it with ^...$ for a full match")
     source: Literal["golden", "regression", "trace"] | list[Literal["golden", "regression", "trace"]] | None = None
+    exclude_scorer: str | list[str] | None = Field(None, description="scorers whose rows the rule ignores")
 
     @field_validator("case_id_pattern")
     @classmethod
@@ -55,6 +56,9 @@ class Selection(_Strict):
 
     def scorers(self) -> list[str] | None:
         return [self.scorer] if isinstance(self.scorer, str) else self.scorer
+
+    def excluded(self) -> list[str]:
+        return [self.exclude_scorer] if isinstance(self.exclude_scorer, str) else list(self.exclude_scorer or [])
 
 
 class Bound(_Strict):
@@ -193,7 +197,33 @@ class Policy(_Strict):
     import_warnings: Literal["error", "warn"] = Field(
         "error", description="an imported file that reports missing results (e.g. an Inspect run that stopped "
                              "early): error makes every rule that selects rows ERROR; warn only prints it")
+    advisory_scorers: list[str] = Field(
+        default_factory=list,
+        description="scorers that are reported but never gate (e.g. judges not calibrated well enough): every "
+                    "rule that does not name them in select.scorer ignores their rows")
     rules: list[Rule] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_advisory_scorers(cls, data: Any) -> Any:
+        """Rules that do not name scorers exclude the advisory ones (done on the input: models are frozen)."""
+        if not isinstance(data, dict) or not data.get("advisory_scorers") or not isinstance(data.get("rules"), list):
+            return data
+        advisory = data["advisory_scorers"]
+        if not isinstance(advisory, list) or not all(isinstance(a, str) for a in advisory):
+            return data  # field validation reports it
+        rules = []
+        for rule in data["rules"]:
+            sel = rule.get("select") if isinstance(rule, dict) else None
+            if isinstance(rule, dict) and (sel is None or isinstance(sel, dict)) and not (sel or {}).get("scorer"):
+                sel = dict(sel or {})
+                have = sel.get("exclude_scorer") or []
+                have = [have] if isinstance(have, str) else list(have) if isinstance(have, list) else have
+                if isinstance(have, list):
+                    sel["exclude_scorer"] = sorted(set(have) | set(advisory))
+                rule = {**rule, "select": sel}
+            rules.append(rule)
+        return {**data, "rules": rules}
 
     @model_validator(mode="after")
     def _unique_ids(self) -> "Policy":

@@ -44,3 +44,17 @@ def test_corrected_pass_rate_interval_is_not_a_point_at_the_boundary():
     lo, hi = rule.numbers["lower"], rule.numbers["upper"]
     assert lo < 0.95 and hi == 1.0  # calibration uncertainty keeps the bound honest
     assert rule.outcome != "PASS" or lo >= 0.9
+
+
+def test_advisory_scorers_never_gate_unless_a_rule_names_them():
+    rows = [{"run_id": "r", "case_id": f"c{i}", "repeat": 0, "scorer": s, "outcome": o}
+            for i in range(100) for s, o in (("det", "pass"), ("weak_judge", "fail" if i % 2 else "pass"))]
+    df = R.from_rows(rows)
+    base = {"rules": [{"id": "floor", "metric": "pass_rate", "bound": {"min": 0.9}},
+                      {"id": "judge_only", "metric": "pass_rate", "select": {"scorer": "weak_judge"},
+                       "bound": {"min": 0.9}, "severity": "advisory"}]}
+    strict = evaluate_policy(Policy.model_validate(base), df)
+    assert strict.rules[0].outcome == "FAIL"  # the weak judge's fails count by default
+    relaxed = evaluate_policy(Policy.model_validate({**base, "advisory_scorers": ["weak_judge"]}), df)
+    assert relaxed.rules[0].outcome == "PASS"
+    assert relaxed.rules[1].outcome == "FAIL"  # still reported where a rule asks for it
