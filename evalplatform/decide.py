@@ -35,11 +35,25 @@ def floor_policy(suite_name: str, gate: Gate) -> Policy:
     })
 
 
+def _advisory_scorers(suite: LoadedSuite) -> list[str]:
+    """Scorers the suite marks `advisory: true` (judges that report but must not gate)."""
+    return sorted(s.id for s in suite.spec.scorers if getattr(s, "advisory", False))
+
+
+def _with_advisory(policy: Policy, advisory: list[str]) -> Policy:
+    merged = sorted(set(policy.advisory_scorers) | set(advisory))
+    if merged == sorted(policy.advisory_scorers):
+        return policy
+    return Policy.model_validate({**policy.model_dump(mode="json", exclude_none=True), "advisory_scorers": merged})
+
+
 def effective_policy(suite: LoadedSuite) -> EffectivePolicy:
+    """The suite's policy file (or its floor as a policy), with the suite's advisory scorers kept out of gating."""
+    advisory = _advisory_scorers(suite)
     if suite.spec.policy:
         loaded = load_policy(suite.root / suite.spec.policy)
-        return EffectivePolicy(loaded.policy, loaded.sha256, str(loaded.path))
-    pol = floor_policy(suite.name, suite.spec.gate)
+        return EffectivePolicy(_with_advisory(loaded.policy, advisory), loaded.sha256, str(loaded.path))
+    pol = _with_advisory(floor_policy(suite.name, suite.spec.gate), advisory)
     return EffectivePolicy(pol, sha256_text(canonical_json(pol.model_dump(mode="json"))), "suite gate")
 
 

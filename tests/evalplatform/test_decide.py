@@ -58,3 +58,13 @@ def test_advisory_scorers_never_gate_unless_a_rule_names_them():
     relaxed = evaluate_policy(Policy.model_validate({**base, "advisory_scorers": ["weak_judge"]}), df)
     assert relaxed.rules[0].outcome == "PASS"
     assert relaxed.rules[1].outcome == "FAIL"  # still reported where a rule asks for it
+
+
+def test_suite_advisory_scorers_join_the_effective_policy():
+    from pathlib import Path
+
+    demo = load_suite(Path(__file__).resolve().parents[2] / "datasets" / "demo" / "suite.yaml")
+    eff = effective_policy(demo)
+    assert {"tone_judge_lenient", "grounded_judge"} <= set(eff.policy.advisory_scorers)
+    floor = next(r for r in eff.policy.rules if r.id == FLOOR_RULE)
+    assert "grounded_judge" in floor.select.excluded()
