@@ -90,7 +90,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan_run(resolve_suite(project, opts.suite), opts.tier, model=opts.model, repeats=opts.repeats)
     engine = args.engine or ("dagster" if project.definitions_file.is_file() else "direct")
     if engine == "dagster":
+        from evalplatform import pipeline
         from evalplatform.engine import run_with_dagster
+
+        pipeline.DEFAULT_PROGRESS = Progress
 
         run_id, dagster_run_id = run_with_dagster(project, opts)
         ui_hint = (f"dagster run {dagster_run_id}: see it with `make ui` (dagster dev, DAGSTER_HOME="

@@ -87,6 +87,10 @@ def run_record(project: Project, suite: LoadedSuite, dataset: Dataset, plan, run
     }
 
 
+# Set by the CLI on a terminal so a run inside the in-process Dagster job shows progress too.
+DEFAULT_PROGRESS: Callable[[int], Callable] | None = None
+
+
 def scored_run(
     project: Project,
     opts: RunOptions,
@@ -106,7 +110,7 @@ def scored_run(
     store.begin_run(record)
     try:
         run = execute(plan, run_id, cache_dir=None if opts.no_cache else project.cache_dir,
-                      concurrency=opts.concurrency, on_result=progress(plan.n_calls) if progress else None)
+                      concurrency=opts.concurrency, on_result=_progress(progress, plan.n_calls))
     except BaseException as exc:
         store.fail_run(run_id, f"{type(exc).__name__}: {exc}"[:500])
         raise
@@ -122,6 +126,11 @@ def scored_run(
     record.update(run.totals)
     record["decision_detail"] = decision
     return run, record
+
+
+def _progress(factory: Callable[[int], Callable] | None, total: int) -> Callable | None:
+    factory = factory or DEFAULT_PROGRESS
+    return factory(total) if factory else None
 
 
 def gate_run(suite: LoadedSuite, run: ScoredRun) -> GateResult:
