@@ -93,7 +93,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         from evalplatform import pipeline
         from evalplatform.engine import run_with_dagster
 
-        pipeline.DEFAULT_PROGRESS = Progress
+        if sys.stderr.isatty():
+            # Dagster redirects file descriptor 2 into its compute logs inside a step: keep a
+            # duplicate of the terminal for the progress bar.
+            terminal = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
+            pipeline.DEFAULT_PROGRESS = lambda total: Progress(total, stream=terminal)
 
         run_id, dagster_run_id = run_with_dagster(project, opts)
         ui_hint = (f"dagster run {dagster_run_id}: see it with `make ui` (dagster dev, DAGSTER_HOME="
