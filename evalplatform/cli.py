@@ -70,6 +70,10 @@ def _configure_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=["dagster", "direct"], default=None,
                    help="dagster: materialize the code location's assets in-process (default when the project has "
                         "definitions.py); direct: the library pipeline alone")
+    p.add_argument("--junit", metavar="OUT", help="write the decision as JUnit XML (one testcase per rule)")
+    p.add_argument("--json", metavar="OUT", help="write the decision as JSON")
+    p.add_argument("--markdown", metavar="OUT",
+                   help="write Markdown for a PR comment (also appended to $GITHUB_STEP_SUMMARY when set)")
 
 
 @command("run", "run a suite's tier and gate it")(_configure_run)
@@ -107,10 +111,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         run, _ = scored_run(project, opts, progress=Progress)
         run_id, ui_hint = run.run_id, None
-    return _print_summary(project, run_id, ui_hint)
+    return _print_summary(project, run_id, ui_hint, args)
 
 
-def _print_summary(project, run_id: str, ui_hint: str | None) -> int:
+def _print_summary(project, run_id: str, ui_hint: str | None, args: argparse.Namespace | None = None) -> int:
     from evalplatform.history import HistoryStore
     from evalplatform.report import decision_from_record, render_summary
 
@@ -122,7 +126,16 @@ def _print_summary(project, run_id: str, ui_hint: str | None) -> int:
     decision = decision_from_record(stored)
     print(render_summary(run=record, results=store.get_results(run_id), decision=decision,
                          history_path=str(project.history_path), ui_hint=ui_hint))
+    if args is not None:
+        _write_reports(decision, args, {"run_id": run_id, "decision_id": stored["decision_id"]})
     return EXIT_BLOCKED if decision.blocked else EXIT_PASS
+
+
+def _write_reports(decision, args: argparse.Namespace, extra: dict) -> None:
+    from evalplatform.cli_gate import write_reports
+
+    write_reports(decision, markdown=getattr(args, "markdown", None), junit=getattr(args, "junit", None),
+                  json_out=getattr(args, "json", None), extra=extra)
 
 
 def _configure_ci(p: argparse.ArgumentParser) -> None:
@@ -150,6 +163,7 @@ def cmd_ci(args: argparse.Namespace) -> int:
         nums = ", ".join(f"{k}={m[k]:.3f}" if isinstance(m.get(k), float) else f"{k}={m[k]}"
                          for k in ("outcome", "estimate", "lower", "threshold", "n") if k in m)
         print(f"  {'PASS' if g.passed else 'FAIL'} {g.name} [{g.severity}] {nums}")
+    _write_reports(_decision_from_gates(res), args, {"dagster_run_id": res.run_id, "url": args.url})
     if res.blocking_failed:
         print("decision: BLOCKED")
         return EXIT_BLOCKED
@@ -160,6 +174,22 @@ def cmd_ci(args: argparse.Namespace) -> int:
         raise InfraError(f"dagster run {res.run_id} produced no gate result: refusing to pass")
     print("decision: PASS")
     return EXIT_PASS
+
+
+def _decision_from_gates(res):
+    """The asset checks of a Dagster run, as a policy decision (for the Markdown/JUnit/JSON reports)."""
+    from evalplatform.policy import Decision, RuleResult
+
+    rules = []
+    for g in res.gates:
+        m = dict(g.metadata)
+        blocking = g.severity == "ERROR"
+        rules.append(RuleResult(
+            rule_id=g.name, metric=str(m.get("metric", "")), severity="blocking" if blocking else "advisory",
+            outcome=str(m.get("outcome", "PASS" if g.passed else "FAIL")), blocks=blocking and not g.passed,
+            reason=str(m.get("reason", "")), numbers=m))
+    overall = "BLOCK" if any(r.blocks for r in rules) or res.status != "SUCCESS" else "PASS"
+    return Decision(overall, rules, policy_name=f"dagster run {res.run_id}", inputs={"dagster_run_id": res.run_id})
 
 
 def _configure_history(p: argparse.ArgumentParser) -> None:

@@ -59,9 +59,7 @@ def _configure_gate(p: argparse.ArgumentParser) -> None:
                         "promoted baseline")
     p.add_argument("--calibrations", metavar="FILE",
                    help="judge calibration records (YAML/JSON mapping name -> counts) for judge_corrected rules")
-    p.add_argument("--junit", metavar="OUT", help="write JUnit XML (one testcase per rule)")
-    p.add_argument("--json", metavar="OUT", help="write the decision as JSON")
-    p.add_argument("--markdown", metavar="OUT", help="write Markdown for a PR comment")
+    add_report_args(p)
     p.add_argument("--no-record", action="store_true", help="do not store the decision in the history")
     _import_args(p)
 
@@ -166,7 +164,7 @@ def _write(path: str, text: str) -> None:
 def cmd_gate(args: argparse.Namespace) -> int:
     from evalplatform.history import HistoryStore
     from evalplatform.policy import evaluate_policy, load_policy
-    from evalplatform.policy.report import render_json, render_junit, render_markdown, render_table
+    from evalplatform.policy.report import render_table
     from evalplatform.project import find_project
 
     loaded = load_policy(args.policy)
@@ -193,25 +191,39 @@ def cmd_gate(args: argparse.Namespace) -> int:
     for r in decision.rules:
         if r.blocks:
             print(f"blocked: {loaded.path}: rule {r.rule_id}: {r.outcome}: {r.reason}", file=sys.stderr)
-    if args.markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
-        markdown = render_markdown(decision)
-        if args.markdown:
-            _write(args.markdown, markdown)
-        summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary:
-            with open(summary, "a", encoding="utf-8") as fh:
-                fh.write(markdown)
-    if args.junit:
-        _write(args.junit, render_junit(decision))
     extra: dict[str, Any] = {"decided_at": decided_at, "policy_path": str(loaded.path)}
     if not args.no_record:
         extra["decision_id"] = store_fn().record_decision(
             decision.overall, loaded.sha256, {**inputs, "policy_path": str(loaded.path), "decided_at": decided_at},
             [r.to_dict() for r in decision.rules], run_id=history_run)
         print(f"decision {extra['decision_id']} recorded in {store_fn().path}")
-    if args.json:
-        _write(args.json, render_json(decision, extra))
+    write_reports(decision, markdown=args.markdown, junit=args.junit, json_out=args.json, extra=extra)
     return EXIT_BLOCKED if decision.blocked else EXIT_PASS
+
+
+def add_report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--junit", metavar="OUT", help="write JUnit XML (one testcase per rule)")
+    p.add_argument("--json", metavar="OUT", help="write the decision as JSON")
+    p.add_argument("--markdown", metavar="OUT", help="write Markdown for a PR comment")
+
+
+def write_reports(decision: Any, *, markdown: str | None, junit: str | None, json_out: str | None,
+                  extra: dict[str, Any] | None = None) -> None:
+    """The decision for CI: Markdown (also appended to $GITHUB_STEP_SUMMARY when set), JUnit, JSON."""
+    from evalplatform.policy.report import render_json, render_junit, render_markdown
+
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if markdown or summary:
+        text = render_markdown(decision)
+        if markdown:
+            _write(markdown, text)
+        if summary:
+            with open(summary, "a", encoding="utf-8") as fh:
+                fh.write(text)
+    if junit:
+        _write(junit, render_junit(decision))
+    if json_out:
+        _write(json_out, render_json(decision, extra or {}))
 
 
 def _configure_import(p: argparse.ArgumentParser) -> None:

@@ -71,8 +71,13 @@ def server(tmp_path_factory):
         log.close()
 
 
-def test_ci_passes_v1_blocks_v2_over_graphql(server, capsys):
-    assert main(["ci", "--suite", "demo", "--url", server["url"], "--timeout", "300"]) == 0
+def test_ci_passes_v1_blocks_v2_over_graphql(server, capsys, tmp_path):
+    junit = tmp_path / "gates.xml"
+    assert main(["ci", "--suite", "demo", "--url", server["url"], "--timeout", "300", "--junit", str(junit)]) == 0
+    import xml.etree.ElementTree as ET
+
+    names = {c.get("name") for c in ET.parse(junit).getroot().iter("testcase")}
+    assert {"pass_rate_at_least_floor", "safety_pass_rate"} <= names
     out = capsys.readouterr().out
     assert "PASS pass_rate_at_least_floor [ERROR]" in out and "decision: PASS" in out
     assert main(["ci", "--suite", "demo", "--url", server["url"], "--model", "local/support-v2",

@@ -190,3 +190,20 @@ def test_clustered_gate_never_passes_a_handful_of_all_pass_cases():
     rows = [(f"c{i}", r, "pass") for i in range(3) for r in range(5)]
     g = pass_rate_floor(_frame(rows), 0.8)
     assert g.method == "clustered" and g.status != "PASS"
+
+
+def test_run_writes_junit_markdown_and_json_for_ci(project, tmp_path, monkeypatch, capsys):
+    summary = tmp_path / "step_summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    out = {k: tmp_path / f"decision.{k}" for k in ("xml", "md", "json")}
+    code = main(["run", "--suite", "mini", "--engine", "direct", "--model", "local/counting-echo",
+                 "--junit", str(out["xml"]), "--markdown", str(out["md"]), "--json", str(out["json"])])
+    import json
+    import xml.etree.ElementTree as ET
+
+    decision = json.loads(out["json"].read_text())
+    assert decision["overall"] in ("PASS", "BLOCK") and (code == 1) == (decision["overall"] == "BLOCK")
+    cases = ET.parse(out["xml"]).getroot().iter("testcase")
+    assert [c.get("name") for c in cases] == ["pass_rate_at_least_floor"]
+    assert "pass_rate_at_least_floor" in out["md"].read_text()
+    assert summary.read_text() == out["md"].read_text()
