@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from evalplatform.errors import InputError
 from evalplatform.provenance import canonical_json, sha256_text
+from evalplatform.textio import decode_utf8
 
 MAX_DATASET_BYTES = 512 * 1024 * 1024
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -65,15 +66,6 @@ class Dataset:
         return self.cases.height
 
 
-def _decode(path: Path, raw: bytes) -> str:
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(path, None, f"not UTF-8 (invalid byte at offset {exc.start})", "save the file as UTF-8") from None
-
-
 def _read_raw(path: Path, max_bytes: int) -> bytes:
     try:
         size = path.stat().st_size
@@ -88,7 +80,7 @@ def _read_raw(path: Path, max_bytes: int) -> bytes:
 
 
 def _read_jsonl(path: Path, max_bytes: int) -> list[tuple[str, Any]]:
-    text = _decode(path, _read_raw(path, max_bytes))
+    text = decode_utf8(path, _read_raw(path, max_bytes))
     rows = []
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -116,7 +108,7 @@ def _maybe_json(value: Any) -> Any:
 
 
 def _read_csv(path: Path, max_bytes: int) -> list[tuple[str, Any]]:
-    text = _decode(path, _read_raw(path, max_bytes))
+    text = decode_utf8(path, _read_raw(path, max_bytes))
     try:
         df = pl.read_csv(text.encode("utf-8"), infer_schema=False)
     except Exception as exc:  # polars' CSV errors are ComputeError/NoDataError

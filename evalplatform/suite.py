@@ -6,10 +6,10 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evalplatform.errors import InputError
+from evalplatform.textio import load_yaml
 from evalplatform.models.target import Target
 from evalplatform.scorers.specs import ScorerSpec
 
@@ -147,21 +147,7 @@ def read_yaml(path: Path) -> Any:
         raise InputError(path, None, "file not found") from None
     except OSError as exc:
         raise InputError(path, None, f"cannot read file: {exc.strerror}") from None
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(path, None, f"not UTF-8 (byte {exc.start})", "save the file as UTF-8") from None
-    if not text.strip():
-        raise InputError(path, None, "file is empty")
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(path, where, f"invalid YAML: {problem}") from None
+    return load_yaml(path, raw, "datasets/demo/suite.yaml")
 
 
 def load_suite(path: str | Path) -> LoadedSuite:

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from evalplatform.errors import InputError
+from evalplatform.textio import load_yaml
 from evalplatform.policy.model import Policy
 
 MAX_POLICY_BYTES = 1024 * 1024
@@ -43,21 +43,7 @@ def _where(loc: tuple, doc: Any) -> str:
 def parse_policy(data: bytes, path: Path | str = "<policy>") -> LoadedPolicy:
     path = Path(path)
     digest = hashlib.sha256(data).hexdigest()
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(path, f"byte {exc.start}", "not valid UTF-8", "save the policy as UTF-8") from None
-    if not text.strip():
-        raise InputError(path, None, "policy file is empty", "see datasets/demo/policy.yaml for an example")
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f"line {mark.line + 1} column {mark.column + 1}" if mark else None
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(path, at, f"not valid YAML ({problem})") from None
+    doc = load_yaml(path, data, "datasets/demo/policy.yaml")
     if not isinstance(doc, dict):
         raise InputError(path, None, f"expected a mapping with `rules:`, found {type(doc).__name__}",
                          "see datasets/demo/policy.yaml for an example")

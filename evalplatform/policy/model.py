@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from evalplatform.policy.metrics import METRICS
+from evalplatform.textio import check_regex
 
 Outcome = Literal["PASS", "FAIL", "INCONCLUSIVE", "NO_DATA", "ERROR"]
 OUTCOMES: tuple[str, ...] = ("PASS", "FAIL", "INCONCLUSIVE", "NO_DATA", "ERROR")
@@ -45,14 +45,7 @@ class Selection(_Strict):
     def _pattern_compiles(cls, value: str | None) -> str | None:
         if value is None:
             return value
-        # Validate with the engine that will run it: polars' Rust regex, linear time in the input.
-        try:
-            pl.select(pl.lit("").str.contains(value))
-        except Exception as exc:  # polars raises ComputeError; its first line says what is wrong
-            first = str(exc).strip().splitlines()
-            detail = next((ln.strip() for ln in first if "error" in ln.lower()), first[0] if first else "")
-            raise ValueError(f"invalid regular expression {value!r}: {detail}") from None
-        return value
+        return check_regex(value)
 
     def scorers(self) -> list[str] | None:
         return [self.scorer] if isinstance(self.scorer, str) else self.scorer

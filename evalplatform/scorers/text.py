@@ -10,19 +10,9 @@ import polars as pl
 from pydantic import Field, field_validator, model_validator
 
 from evalplatform.scorers.base import ScorerBase, register
+from evalplatform.textio import check_regex
 
 _IDX = "__row"
-
-
-def check_regex(pattern: str) -> str:
-    """Compile with the engine that will run it (Rust regex: linear time, no catastrophic backtracking)."""
-    try:
-        pl.Series([""], dtype=pl.Utf8).str.contains(pattern)
-    except Exception as exc:  # polars raises ComputeError with the parser's message
-        first = str(exc).strip().splitlines()
-        detail = next((ln.strip() for ln in first if "error:" in ln), first[-1] if first else "invalid")
-        raise ValueError(f"invalid regular expression {pattern!r}: {detail}") from None
-    return pattern
 
 
 def _bool_score(frame: pl.DataFrame, ok: pl.Expr, why_fail: pl.Expr) -> pl.DataFrame:

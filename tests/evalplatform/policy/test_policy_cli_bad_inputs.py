@@ -69,7 +69,7 @@ RESULT_CASES = [
     ("corrupt.parquet", b"PAR1 this is not parquet", GOOD_POLICY, [], 2, "corrupt.parquet"),
     ("toolarge.jsonl", _jsonl(50), GOOD_POLICY, ["--max-bytes", "100"], 2, "above the import limit"),
     # Policy problems.
-    ("ok.jsonl", _jsonl(10), "rules: [", [], 2, "not valid YAML"),
+    ("ok.jsonl", _jsonl(10), "rules: [", [], 2, "invalid YAML"),
     ("ok.jsonl", _jsonl(10), "- just\n- a list\n", [], 2, "expected a mapping"),
     ("ok.jsonl", _jsonl(10), b"name: caf\xe9\nrules: []\n", [], 2, "not valid UTF-8"),
     ("ok.jsonl", _jsonl(10), "", [], 2, "empty"),
@@ -88,7 +88,7 @@ RESULT_CASES = [
     ("ok.jsonl", _jsonl(10), "rules:\n  - {id: x, metric: pass_rate, bound: {min: 1.5}}\n", [], 2, "[0, 1]"),
     ("ok.jsonl", _jsonl(10), "rules:\n  - {id: x, metric: pass_hat_k, bound: {min: 0.5}}\n", [], 2, "needs k"),
     ("ok.jsonl", _jsonl(10), "rules:\n  - {id: x, metric: error_rate, bound: {min: 0.5}}\n", [], 2, "max"),
-    ("ok.jsonl", _jsonl(10), "rules: !!python/object/apply:os.system ['echo hi']\n", [], 2, "not valid YAML"),
+    ("ok.jsonl", _jsonl(10), "rules: !!python/object/apply:os.system ['echo hi']\n", [], 2, "invalid YAML"),
     ("ok.jsonl", _jsonl(10), "rules: []\n", [], 2, "rules"),
     # Baselines.
     ("ok.jsonl", _jsonl(10), "rules:\n  - {id: reg, metric: pass_rate, bound: {max_drop: 0.05}}\n",
