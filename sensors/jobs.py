@@ -35,6 +35,22 @@ nightly_eval_job = dg.define_asset_job(
 )
 
 
+# Judges: calibration sets -> calibration -> drift on the frozen reference set, re-judged every night
+# (unpartitioned, so a job of its own), an hour before the nightly eval sweep uses them.
+judge_nightly_job = dg.define_asset_job(
+    "judge_nightly_job",
+    selection=dg.AssetSelection.assets("calibration_sets", "judge_calibration", "judge_drift"),
+    executor_def=dg.in_process_executor,
+    tags={"tier": "nightly"},
+    description="Re-calibrate every judge on its human labels and re-judge the frozen reference set (drift).",
+)
+
+judge_nightly_schedule = dg.ScheduleDefinition(
+    name="judge_nightly_schedule", job=judge_nightly_job, cron_schedule="0 1 * * *",
+    execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+
+
 @dg.schedule(job=nightly_eval_job, cron_schedule="0 2 * * *", execution_timezone="UTC",
              default_status=dg.DefaultScheduleStatus.RUNNING)
 def nightly_sweep(context: dg.ScheduleEvaluationContext):
