@@ -14,6 +14,7 @@ from sensors.jobs import (
     nightly_eval_job,
     nightly_sweep,
     pr_eval_job,
+    promotion_automation,
 )
 
 defs = dg.Definitions(
@@ -21,5 +22,6 @@ defs = dg.Definitions(
     asset_checks=[*RULE_CHECKS, *JUDGE_CHECKS],
     jobs=[pr_eval_job, nightly_eval_job, judge_nightly_job],
     schedules=[nightly_sweep, judge_nightly_schedule],
+    sensors=[promotion_automation],
     resources=RESOURCES,
 )

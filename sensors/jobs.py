@@ -59,6 +59,17 @@ def nightly_sweep(context: dg.ScheduleEvaluationContext):
         yield dg.RunRequest(run_key=f"{day}-{suite}", partition_key=suite, tags={"tier": "nightly"})
 
 
+# Dagster's default automation sensor starts STOPPED; this one runs promoted_baseline's condition
+# (eager and all blocking checks passed) from the start, so a scored run materialized from the UI
+# is promoted when, and only when, its gates passed.
+promotion_automation = dg.AutomationConditionSensorDefinition(
+    "promotion_automation",
+    target=dg.AssetSelection.assets("promoted_baseline"),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+)
+
+
 def _instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
 

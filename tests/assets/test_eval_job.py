@@ -10,6 +10,7 @@ import pytest
 
 from assets.baseline import promoted_baseline
 from assets.checks import RULE_CHECKS
+from assets.judges import JUDGE_ASSETS, JUDGE_CHECKS
 from assets.resources import REPO_ROOT, EvalProject
 from assets.scored_runs import scored_run
 from assets.suites import suite_dataset
@@ -97,3 +98,25 @@ def test_bad_input_fails_the_dataset_step_with_the_one_line_error(tmp_path, inst
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert failure.step_key == "suite_dataset"
     assert not (root / ".evalplatform" / "history.duckdb").exists()
+
+
+def test_automation_promotes_only_after_passing_gates(tmp_path, monkeypatch):
+    """Across runs: a scored run whose blocking check failed is not promoted by automation."""
+    monkeypatch.delenv("EVALPLATFORM_HOME", raising=False)
+    root = tmp_path / "proj"
+    shutil.copytree(REPO_ROOT / "datasets", root / "datasets")
+    resources = {"eval_project": EvalProject(root=str(root))}
+    defs = dg.Definitions(assets=[suite_dataset, scored_run, promoted_baseline, *JUDGE_ASSETS],
+                          asset_checks=[*RULE_CHECKS, *JUDGE_CHECKS], resources=resources)
+    with dg.DagsterInstance.ephemeral() as inst:
+        # Promotion also waits for the judges' calibration (and its blocking check) to exist and pass.
+        judged = dg.materialize([*JUDGE_ASSETS[:2], JUDGE_CHECKS[0]], resources=resources, instance=inst)
+        assert judged.success
+        cursor = dg.evaluate_automation_conditions(defs=defs, instance=inst).cursor
+        for model, expected in (("local/support-v2", 0), ("local/support-v1", 1)):
+            dg.materialize([suite_dataset, scored_run, *RULE_CHECKS], resources=resources, partition_key="demo",
+                           instance=inst, raise_on_error=False,
+                           run_config={"ops": {"scored_run": {"config": {"model": model}}}})
+            result = dg.evaluate_automation_conditions(defs=defs, instance=inst, cursor=cursor)
+            cursor = result.cursor
+            assert result.get_num_requested(promoted_baseline.key) == expected, model

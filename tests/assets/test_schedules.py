@@ -29,3 +29,8 @@ def test_nightly_jobs_resolve():
     judge_job = defs.resolve_job_def("judge_nightly_job")
     keys = {k.to_user_string() for k in judge_job.asset_layer.executable_asset_keys}
     assert keys == {"calibration_sets", "judge_calibration", "judge_drift"}
+
+
+def test_promotion_automation_sensor_runs_from_the_start():
+    sensor = defs.resolve_sensor_def("promotion_automation")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
