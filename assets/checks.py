@@ -10,7 +10,7 @@ import logging
 import dagster as dg
 
 from assets.partitions import discover_suites
-from assets.resources import REPO_ROOT, EvalProject
+from assets.resources import PROJECT_ROOT, EvalProject
 from assets.scored_runs import scored_run
 from evalplatform.decide import effective_policy, evaluate_one_rule
 from evalplatform.errors import EvalPlatformError
@@ -24,7 +24,7 @@ def _rules_by_id() -> dict[str, dict]:
     rules: dict[str, dict] = {}
     for name in discover_suites():
         try:
-            policy = effective_policy(load_suite(REPO_ROOT / "datasets" / name / "suite.yaml")).policy
+            policy = effective_policy(load_suite(PROJECT_ROOT / "datasets" / name / "suite.yaml")).policy
         except EvalPlatformError as exc:
             # A broken suite must not take the whole code location down; its runs fail with the reason.
             log.warning("suite %s: %s", name, exc)

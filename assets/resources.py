@@ -1,23 +1,28 @@
 """The code location's resources, built once here (Definitions.merge rejects two builds of one key)."""
 
 
+import os
 from pathlib import Path
 
 import dagster as dg
 
 from evalplatform.history import HistoryStore
-from evalplatform.project import Project, find_project
+from evalplatform.project import Project
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The project whose datasets/ this code location serves: EVALPLATFORM_PROJECT when set (a team's
+# own eval repo using this code location), else this repository. Partitions come from here too.
+PROJECT_ROOT = Path(os.environ["EVALPLATFORM_PROJECT"]).resolve() if os.environ.get("EVALPLATFORM_PROJECT") \
+    else REPO_ROOT
 
 
 class EvalProject(dg.ConfigurableResource):
     """Where suites, the history DuckDB file and the response cache live."""
 
-    root: str = str(REPO_ROOT)
+    root: str = str(PROJECT_ROOT)
 
     def project(self) -> Project:
-        return find_project(Path(self.root)) if self.root else find_project()
+        return Project(Path(self.root))
 
     def store(self) -> HistoryStore:
         return HistoryStore(self.project().history_path)
