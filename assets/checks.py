@@ -9,7 +9,7 @@ import logging
 
 import dagster as dg
 
-from assets.partitions import discover_suites
+from assets.partitions import discover_suites, suite_partitions
 from assets.resources import PROJECT_ROOT, EvalProject
 from assets.scored_runs import scored_run
 from evalplatform.decide import effective_policy, evaluate_one_rule
@@ -36,7 +36,9 @@ def _rules_by_id() -> dict[str, dict]:
 
 
 def build_rule_check(rule_id: str, blocking: bool, description: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=scored_run, name=rule_id, blocking=blocking, description=description)
+    # Partitioned like scored_run: a run for one suite evaluates (and loads) only that suite's partition.
+    @dg.asset_check(asset=scored_run, name=rule_id, blocking=blocking, description=description,
+                    partitions_def=suite_partitions)
     def _check(eval_project: EvalProject, scored_run: dict) -> dg.AssetCheckResult:
         store = eval_project.store()
         record = store.get_run(scored_run["run_id"])

@@ -19,8 +19,9 @@ def test_schedules_start_running():
 def test_nightly_sweep_requests_one_keyed_run_per_suite():
     when = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.timezone.utc)
     requests = list(nightly_sweep(dg.build_schedule_context(scheduled_execution_time=when)))
-    assert [r.partition_key for r in requests] == ["demo"]
-    assert requests[0].run_key == "2026-11-25-demo" and requests[0].tags["tier"] == "nightly"
+    assert [r.partition_key for r in requests] == ["demo", "smoke"]
+    assert [r.run_key for r in requests] == ["2026-11-25-demo", "2026-11-25-smoke"]
+    assert all(r.tags["tier"] == "nightly" for r in requests)
 
 
 def test_nightly_jobs_resolve():
