@@ -26,14 +26,6 @@ from .judges import (
     rogan_gladen,
     rogan_gladen_ci_delta,
 )
-from .mutation import FLIP_TESTS, min_detectable_flips, mutant_detection_probability, mutation_score
-from .paired import (
-    mcnemar_test,
-    noninferiority_test_paired,
-    paired_diff_ci_tango,
-    paired_diff_ci_wald,
-    regression_gate_paired,
-)
 from .power import (
     implied_pass_rate_for_margin,
     margin_of_error,
@@ -54,14 +46,30 @@ from .repeats import (
 )
 from .scores import se_bernoulli, se_clustered, se_paired
 from .sampling import horvitz_thompson_rate, stratified_failure_rate
-from .sequential import (
-    alpha_for_look_open_ended,
-    alpha_spent_obrien_fleming,
-    alpha_spent_pocock,
-    confidence_sequence_bernoulli,
-    monitor_alert,
-    peeking_type1_error,
-)
+
+# These modules import scipy (~0.5 s) at their top: loaded on first use, so a run that needs only
+# Wilson bounds and clustered rates does not pay for them.
+_LAZY = {
+    "FLIP_TESTS": "mutation", "min_detectable_flips": "mutation", "mutant_detection_probability": "mutation",
+    "mutation_score": "mutation",
+    "mcnemar_test": "paired", "noninferiority_test_paired": "paired", "paired_diff_ci_tango": "paired",
+    "paired_diff_ci_wald": "paired", "regression_gate_paired": "paired",
+    "alpha_for_look_open_ended": "sequential", "alpha_spent_obrien_fleming": "sequential",
+    "alpha_spent_pocock": "sequential", "confidence_sequence_bernoulli": "sequential",
+    "monitor_alert": "sequential", "peeking_type1_error": "sequential",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'evalplatform.stats' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "GATE_BOUNDS", "INTERVAL_METHODS", "FLIP_TESTS", "StatsInputError",

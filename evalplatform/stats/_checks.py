@@ -7,7 +7,10 @@ import numbers
 from typing import Any
 
 import numpy as np
-from scipy import special
+from statistics import NormalDist
+
+# The standard library's quantile (Wichura AS241, ~1e-16 relative error): scipy's costs ~0.5 s of import.
+_STANDARD_NORMAL = NormalDist()
 
 
 class StatsInputError(ValueError):
@@ -99,12 +102,12 @@ def array(name: str, values: Any, *, allow_empty: bool = True) -> np.ndarray:
 
 def z_two_sided(conf: float) -> float:
     """Normal quantile for a two-sided interval at level conf."""
-    return float(special.ndtri(0.5 + conf / 2.0))
+    return _STANDARD_NORMAL.inv_cdf(0.5 + conf / 2.0)
 
 
 def z_one_sided(conf: float) -> float:
     """Normal quantile for a one-sided bound at level conf."""
-    return float(special.ndtri(conf))
+    return _STANDARD_NORMAL.inv_cdf(conf)
 
 
 def clip01(x: float) -> float:

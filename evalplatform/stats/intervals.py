@@ -5,19 +5,35 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from scipy import stats
 
 from . import _checks as chk
 
 NO_DATA_INTERVAL = [0.0, 1.0]
 
 
-def _confint(k, n, conf: float, method: str) -> tuple[np.ndarray, np.ndarray]:
-    """statsmodels' two-sided interval, vectorized over k, with exact 0/1 at the extremes."""
-    from statsmodels.stats.proportion import proportion_confint  # lazy: keeps `import evalplatform` fast
+def _wilson(k_arr: np.ndarray, n: int, conf: float) -> tuple[np.ndarray, np.ndarray]:
+    """The Wilson score interval in closed form (what statsmodels computes; tested against it)."""
+    z = chk.z_two_sided(conf)
+    p = k_arr / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return centre - half, centre + half
 
+
+def _confint(k, n, conf: float, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided interval, vectorized over k, with exact 0/1 at the extremes.
+
+    Wilson is computed here (the run path needs only it, and statsmodels costs ~0.4 s to import);
+    the other methods come from statsmodels.
+    """
     k_arr = np.asarray(k, dtype=float)
-    lo, hi = proportion_confint(k_arr, n, alpha=1.0 - conf, method=method)
+    if method == "wilson":
+        lo, hi = _wilson(k_arr, n, conf)
+    else:
+        from statsmodels.stats.proportion import proportion_confint  # lazy: keeps `import evalplatform` fast
+
+        lo, hi = proportion_confint(k_arr, n, alpha=1.0 - conf, method=method)
     lo = np.where(k_arr == 0, 0.0, np.clip(lo, 0.0, 1.0))
     hi = np.where(k_arr == n, 1.0, np.clip(hi, 0.0, 1.0))
     return lo, hi
@@ -81,6 +97,8 @@ def clopper_pearson_lower_bound(k: int, n: int, conf: float = 0.95) -> float:
     conf = chk.level("conf", conf)
     if n == 0 or k == 0:
         return 0.0
+    from scipy import stats
+
     return float(stats.beta.ppf(1 - conf, k, n - k + 1))
 
 
@@ -90,6 +108,8 @@ def clopper_pearson_upper_bound(k: int, n: int, conf: float = 0.95) -> float:
     conf = chk.level("conf", conf)
     if n == 0 or k == n:
         return 1.0
+    from scipy import stats
+
     return float(stats.beta.ppf(conf, k + 1, n - k))
 
 
@@ -140,6 +160,8 @@ def interval_exact_coverage(method: str, n: int, p: float, conf: float = 0.95) -
     ks = np.arange(n + 1)
     lo, hi = INTERVAL_METHODS[method](ks, n, conf)
     covered = (lo <= p) & (p <= hi)
+    from scipy import stats
+
     return float(np.sum(stats.binom.pmf(ks, n, p)[covered]))
 
 

@@ -9,7 +9,6 @@ import numpy as np
 
 from . import _checks as chk
 from .intervals import wilson_interval
-from .paired import mcnemar_test, paired_diff_ci_tango
 
 _ORDER = ("FAIL", "PASS")
 
@@ -257,6 +256,8 @@ def judge_drift_test(
     """
     worse = chk.count("v1_agree_v2_disagree_with_human", v1_agree_v2_disagree_with_human)
     better = chk.count("v1_disagree_v2_agree_with_human", v1_disagree_v2_agree_with_human)
+    from .paired import mcnemar_test, paired_diff_ci_tango  # scipy: loaded only for drift tests
+
     test = mcnemar_test(better, worse)
     result = {"p_exact": test["p_exact"], "p_midp": test["p_midp"]}
     if n is not None:
