@@ -36,11 +36,31 @@ def _rules_by_id() -> dict[str, dict]:
     return rules
 
 
+def rule_ids_of(project, suite_name: str) -> set[str]:
+    """Rule ids of a suite's effective policy, cached per suite file content within the process."""
+    from evalplatform.pipeline import resolve_suite
+
+    suite = resolve_suite(project, suite_name)
+    key = (str(suite.path), suite.suite_hash)
+    if key not in _RULE_IDS:
+        _RULE_IDS[key] = {r.id for r in effective_policy(suite).policy.rules}
+    return _RULE_IDS[key]
+
+
+_RULE_IDS: dict[tuple[str, str], set[str]] = {}
+
+
 def build_rule_check(rule_id: str, blocking: bool, description: str) -> dg.AssetChecksDefinition:
     # Partitioned like scored_run: a run for one suite evaluates (and loads) only that suite's partition.
     @dg.asset_check(asset=scored_run, name=rule_id, blocking=blocking, description=description,
                     partitions_def=suite_partitions)
-    def _check(eval_project: EvalProject, scored_run: dict) -> dg.AssetCheckResult:
+    def _check(context: dg.AssetCheckExecutionContext, eval_project: EvalProject,
+               scored_run: dict) -> dg.AssetCheckResult:
+        project = eval_project.project()
+        # Rules of other suites' policies: answered from the suite file, without touching the history.
+        if rule_id not in rule_ids_of(project, context.partition_key):
+            return dg.AssetCheckResult(passed=True, metadata={"applies": False, "run_id": scored_run["run_id"]},
+                                       description=f"suite {context.partition_key!r} has no rule {rule_id!r}")
         store = eval_project.store()
         record = store.get_run(scored_run["run_id"])
         suite = load_suite(record["provenance"]["suite_file"])
