@@ -25,7 +25,7 @@ from evalplatform.provenance import canonical_json, sha256_text
 from evalplatform.scorers.base import register
 
 MODEL_NAME = "trained/tfidf-logreg"
-_loaded: dict[str, object] = {}
+_loaded: dict[tuple[str, str], object] = {}
 _lock = threading.Lock()
 
 
@@ -84,10 +84,12 @@ def fit_or_load(cal: CalibrationSet, hp: dict, state_dir: Path):
     import joblib
 
     digest = model_hash(cal, hp)
+    path = state_dir / "judges" / f"{cal.criterion}-{digest[:16]}.joblib"
+    # Keyed by the file too: every project's state folder holds its own versioned copy of the model.
+    key = (str(path), digest)
     with _lock:
-        if digest in _loaded:
-            return _loaded[digest], digest
-        path = state_dir / "judges" / f"{cal.criterion}-{digest[:16]}.joblib"
+        if key in _loaded:
+            return _loaded[key], digest
         model = None
         if path.is_file():
             try:
@@ -102,7 +104,7 @@ def fit_or_load(cal: CalibrationSet, hp: dict, state_dir: Path):
             os.close(fd)
             joblib.dump(model, tmp)
             os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the whole new one
-        _loaded[digest] = model
+        _loaded[key] = model
         return model, digest
 
 
