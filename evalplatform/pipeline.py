@@ -11,6 +11,7 @@ from evalplatform.datasets import Dataset
 from evalplatform.errors import InputError
 from evalplatform.gate import GateResult, pass_rate_floor
 from evalplatform.history import HistoryStore, new_run_id
+from evalplatform.models.redact import redact
 from evalplatform.project import Project
 from evalplatform.runner import ScoredRun, execute, load_dataset, plan_run
 from evalplatform.suite import Gate, LoadedSuite, find_suite, load_suite
@@ -76,7 +77,7 @@ def run_record(project: Project, suite: LoadedSuite, dataset: Dataset, plan, run
         "prompt_hash": suite.prompt_hash,
         "suite_hash": suite.suite_hash,
         "target_model": plan.target.model,
-        "target_params": {**plan.target.params(), "api_base": plan.target.api_base,
+        "target_params": {**plan.target.params(), "api_base": redact(plan.target.api_base or "") or None,
                           "system_prompt_sha256": provenance.sha256_text(plan.target.system_prompt or "")},
         "judge_pins": _judge_pins(suite),
         "seed": plan.target.seed,

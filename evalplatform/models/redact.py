@@ -21,6 +21,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         r"""(["']?\s*[:=]\s*["']?)(?!\[REDACTED\])[^\s"',;&)}\]]+""",
         re.IGNORECASE,
     ), r"\1\2" + MASK),
+    # Credentials in a URL's userinfo: https://user:secret@host -> https://user:[REDACTED]@host
+    (re.compile(r"(\b[a-z][a-z0-9+.\-]*://[^/\s:@]+):[^/\s@]+@", re.IGNORECASE), r"\1:" + MASK + "@"),
 )
 
 

@@ -32,3 +32,10 @@ def test_ordinary_error_text_is_unchanged():
 def test_short_secret_values_are_not_masked_everywhere():
     # a 2-character "secret" would mangle ordinary text; such values are not real keys anyway
     assert redact("a normal sentence", secrets=["a ", None, ""]) == "a normal sentence"
+
+
+def test_url_userinfo_password_is_masked():
+    from evalplatform.models.redact import MASK, redact
+
+    assert redact("http://bob:hunter2secret@proxy.local:8080/v1") == f"http://bob:{MASK}@proxy.local:8080/v1"
+    assert redact("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"
