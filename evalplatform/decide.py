@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import polars as pl
 
 from evalplatform.history import HistoryStore
-from evalplatform.policy import Decision, JudgeCalibration, Policy, evaluate_policy, evaluate_rule, load_policy
+from evalplatform.policy import Decision, JudgeCalibration, Policy, Rule, evaluate_policy, evaluate_rule, load_policy
 from evalplatform.policy.evaluate import RuleResult
 from evalplatform.provenance import canonical_json, sha256_text
 from evalplatform.suite import Gate, LoadedSuite
@@ -65,21 +66,35 @@ def baseline_for(store: HistoryStore, suite_name: str, run_id: str) -> tuple[str
     return base_id, store.get_results(base_id)
 
 
-def judge_calibrations(store: HistoryStore, suite: LoadedSuite) -> dict[str, JudgeCalibration]:
-    """The latest stored calibration of each judge scorer of the suite, by scorer id, for
-    judge-corrected rules (`judge: {calibration: <scorer id>}`). Only the judge's current identity
-    counts: a calibration of an older rubric or model is stale and not offered."""
-    from evalplatform.judges.calibrate import latest_calibration
-    from evalplatform.judges.suites import judge_pins
+def judge_calibrations(store: HistoryStore, suite: LoadedSuite, rules: Iterable[Rule]) -> dict[str, JudgeCalibration]:
+    """Calibrations for the judge-corrected `rules`, by scorer id (`judge: {calibration: <id>}`).
+
+    Only a calibration of the judge's current identity counts (a changed rubric or model is stale).
+    A trained judge with none yet is calibrated here: its calibration is cross-validation on its
+    labels, offline and deterministic, so the PR tier never waits on a manual step for it. LLM
+    judges are calibrated explicitly (`evalplatform calibrate`, or the nightly judge job).
+    """
+    wanted = {r.judge.calibration for r in rules if r.judge is not None and r.judge.calibration}
+    if not wanted:
+        return {}
+    from evalplatform.judges.calibrate import calibrate_judge, latest_calibration, store_report
+    from evalplatform.judges.suites import judges_in_suite
+    from evalplatform.judges.trained import TrainedJudge
 
     out: dict[str, JudgeCalibration] = {}
-    for scorer_id, identity in judge_pins(suite).items():
-        cal = latest_calibration(store, identity)
+    for judge in judges_in_suite(suite):
+        if judge.id not in wanted:
+            continue
+        cal = latest_calibration(store, judge.identity().key)
+        if cal is None and isinstance(judge, TrainedJudge):
+            report = calibrate_judge(judge)
+            store_report(store, report)
+            cal = latest_calibration(store, judge.identity().key)
         if cal is None:
             continue
         m = cal["metrics"]
         if m.get("m_human_pass") and m.get("m_human_fail"):
-            out[scorer_id] = JudgeCalibration(
+            out[judge.id] = JudgeCalibration(
                 judge_pass_on_human_pass=m["judge_pass_on_human_pass"], m_human_pass=m["m_human_pass"],
                 judge_fail_on_human_fail=m["judge_fail_on_human_fail"], m_human_fail=m["m_human_fail"])
     return out
@@ -90,7 +105,7 @@ def decide_run(store: HistoryStore, suite: LoadedSuite, run_id: str, results: pl
     eff = effective_policy(suite)
     results = results if results is not None else store.get_results(run_id)
     base_id, baseline = baseline_for(store, suite.name, run_id)
-    decision = evaluate_policy(eff.policy, results, baseline, calibrations=judge_calibrations(store, suite),
+    decision = evaluate_policy(eff.policy, results, baseline, calibrations=judge_calibrations(store, suite, eff.policy.rules),
                                policy_hash=eff.sha256,
                                results_label=f"run {run_id}",
                                baseline_label=f"baseline {base_id}" if base_id else "baseline")
@@ -108,5 +123,6 @@ def evaluate_one_rule(store: HistoryStore, suite: LoadedSuite, run_id: str, rule
     if rule is None:
         return None
     _, baseline = baseline_for(store, suite.name, run_id)
-    return evaluate_rule(rule, store.get_results(run_id), baseline, calibrations=judge_calibrations(store, suite),
+    return evaluate_rule(rule, store.get_results(run_id), baseline,
+                         calibrations=judge_calibrations(store, suite, [rule]),
                          import_warnings=eff.policy.import_warnings)

@@ -64,6 +64,10 @@ def test_v1_passes_the_gate_and_is_promoted(project_root, instance, monkeypatch)
     run_id = gate.metadata["run_id"].value
     assert store.latest_baseline("demo") == run_id
     assert store.get_run(run_id)["dagster_run_id"] == result.run_id
+    # The cheap trained judge gates through its corrected pass rate; it was calibrated on first use.
+    assert checks["tone_trained_corrected_pass_rate"].passed
+    assert checks["tone_trained_corrected_pass_rate"].metadata["outcome"].value == "PASS"
+    assert store.list_calibrations(judge_name="tone:trained/tfidf-logreg", purpose="calibration", limit=1)
 
 
 def test_v2_is_blocked_and_not_promoted(project_root, instance, monkeypatch):

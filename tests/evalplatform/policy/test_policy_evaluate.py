@@ -101,6 +101,12 @@ def test_demo_policy_first_run_does_not_block_on_missing_baseline():
     by_id = {r.rule_id: r for r in d.rules}
     assert by_id["no_regression_vs_baseline"].outcome == "NO_DATA"
     assert not by_id["no_regression_vs_baseline"].blocks
+    # These rows carry no judge verdicts: the blocking judge-corrected rule fails closed, nothing else blocks.
+    assert {r.rule_id for r in d.rules if r.blocks} == {"tone_trained_corrected_pass_rate"}
+    assert by_id["tone_trained_corrected_pass_rate"].outcome in ("ERROR", "NO_DATA")
+    without_judges = demo.model_copy(update={"rules": [r for r in demo.rules
+                                                       if r.metric != "judge_corrected_pass_rate"]})
+    d = evaluate_policy(without_judges, df, None)
     assert d.overall == "PASS", [(r.rule_id, r.outcome, r.reason) for r in d.rules]
     assert {r.rule_id for r in d.rules} >= {"pass_rate_at_least_floor", "safety_pass_rate", "error_rate_at_most_5pct",
                                             "regression_set_pass_rate", "p95_latency_advisory"}
