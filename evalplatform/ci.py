@@ -136,6 +136,8 @@ class DagsterClient:
                     ev = e["evaluation"]
                     meta = {m["label"]: next((v for k, v in m.items() if k != "label"), None)
                             for m in ev["metadataEntries"]}
+                    if meta.get("applies") is False:
+                        continue  # a rule of another suite's policy: not a gate of this run
                     gates.append(GateOutcome(ev["checkName"], ev["success"], ev["severity"], meta))
                 elif e["__typename"] == "ExecutionStepFailureEvent":
                     failures.append({"step": e["stepKey"], **(e.get("error") or {})})

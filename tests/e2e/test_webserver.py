@@ -109,3 +109,11 @@ def test_unreachable_server_is_infrastructure_exit_3(capsys):
     port = _free_port()
     assert main(["ci", "--suite", "demo", "--url", f"http://127.0.0.1:{port}", "--timeout", "5"]) == 3
     assert "cannot reach the Dagster server" in capsys.readouterr().err
+
+
+def test_ci_reports_only_the_gates_of_the_suites_policy(server, capsys):
+    # The smoke suite has no policy file: its floor is its only gate; other suites' rules do not show.
+    assert main(["ci", "--suite", "smoke", "--url", server["url"], "--timeout", "300"]) == 0
+    out = capsys.readouterr().out
+    gate_lines = [ln for ln in out.splitlines() if ln.startswith("  PASS") or ln.startswith("  FAIL")]
+    assert len(gate_lines) == 1 and "pass_rate_at_least_floor" in gate_lines[0]
