@@ -133,8 +133,8 @@ async def _attempt(litellm: Any, target: Target, messages: list[dict], api_key: 
         kwargs["api_base"] = target.api_base
     if api_key is not None:
         kwargs["api_key"] = api_key
-    # max_retries=0: the OpenAI SDK must not retry behind our back. num_retries is never passed (it
-    # needs tenacity and resets a litellm global); litellm's own cache is never used.
+    # max_retries=0: the OpenAI SDK must not retry behind our back. litellm's own retry wrapper (it
+    # needs tenacity and resets a litellm global) and its response cache are never used.
     call = litellm.acompletion(model=target.model, messages=messages, timeout=target.timeout_s, max_retries=0, **kwargs)
     # Backstop for providers that ignore `timeout` (in-process handlers, a stuck transport).
     backstop = target.timeout_s + min(5.0, 0.1 * target.timeout_s + 0.5)
