@@ -11,6 +11,7 @@ import json
 import random
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,6 +46,12 @@ def _is_lock_conflict(err: duckdb.Error) -> bool:
 
 def _first_line(err: BaseException) -> str:
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+# Complete runs' results by (database file, run id): immutable once written, so safe to reuse.
+_RESULTS_CACHE: "OrderedDict[tuple[str, str], pl.DataFrame]" = OrderedDict()
+_RESULTS_CACHE_RUNS = 8
+_RESULTS_CACHE_MAX_ROWS = 250_000
 
 
 class HistoryStore:
@@ -299,13 +306,26 @@ class HistoryStore:
         return _decode_run(runs.row(0, named=True)) if runs.height else None
 
     def get_results(self, run_id: str) -> pl.DataFrame:
-        """The run's results in the canonical schema, ordered by (case_id, repeat, scorer)."""
-        frame = self._frame(
+        """The run's results in the canonical schema, ordered by (case_id, repeat, scorer).
+
+        Results land in the same transaction that marks a run complete and never change after, so
+        a non-empty read is kept in a small per-process cache (a gate's checks read one run many times).
+        """
+        key = (str(self.path.resolve()), run_id)
+        cached = _RESULTS_CACHE.get(key)
+        if cached is not None:
+            _RESULTS_CACHE.move_to_end(key)
+            return cached
+        frame = rt.conform(self._frame(
             f'SELECT {_RESULT_COLUMNS} FROM results WHERE run_id = ? ORDER BY case_id, "repeat", scorer',
             [run_id],
             rt.empty(),
-        )
-        return rt.conform(frame)
+        ))
+        if 0 < frame.height <= _RESULTS_CACHE_MAX_ROWS:
+            _RESULTS_CACHE[key] = frame
+            while len(_RESULTS_CACHE) > _RESULTS_CACHE_RUNS:
+                _RESULTS_CACHE.popitem(last=False)
+        return frame
 
     def get_output(self, output_hash: str) -> str | None:
         rows = self._rows("SELECT text FROM outputs WHERE output_hash = ?", [output_hash])

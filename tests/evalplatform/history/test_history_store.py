@@ -237,3 +237,22 @@ def test_unreadable_file_is_an_infra_error_naming_it(tmp_path):
     bad.write_text("this is not a database")
     with pytest.raises(InfraError, match="history.duckdb"):
         HistoryStore(bad).list_runs()
+
+
+def test_results_of_a_complete_run_are_read_once_and_stay_correct(tmp_path):
+    import polars as pl
+
+    from evalplatform import results as rt
+    from evalplatform.history import HistoryStore
+
+    store = HistoryStore(tmp_path / "h.duckdb")
+    store.begin_run({"run_id": "r1", "suite": "s"})
+    assert store.get_results("r1").height == 0  # running: nothing stored, nothing cached
+    df = rt.from_rows([{"run_id": "r1", "suite": "s", "case_id": f"c{i}", "repeat": 0, "scorer": "x",
+                        "outcome": "pass"} for i in range(5)])
+    store.complete_run("r1", df)
+    first = store.get_results("r1")
+    assert first.height == 5
+    (tmp_path / "h.duckdb").rename(tmp_path / "moved.duckdb")  # a second read must not touch the file
+    assert store.get_results("r1").equals(first)
+    assert HistoryStore(tmp_path / "other.duckdb").get_results("r1").height == 0  # keyed by database file
