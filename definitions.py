@@ -8,6 +8,7 @@ from assets.judges import JUDGE_ASSETS, JUDGE_CHECKS
 from assets.resources import RESOURCES
 from assets.scored_runs import scored_run
 from assets.suites import suite_dataset
+from sensors.dataset_changes import dataset_change_sensor
 from sensors.jobs import (
     judge_nightly_job,
     judge_nightly_schedule,
@@ -22,6 +23,6 @@ defs = dg.Definitions(
     asset_checks=[*RULE_CHECKS, *JUDGE_CHECKS],
     jobs=[pr_eval_job, nightly_eval_job, judge_nightly_job],
     schedules=[nightly_sweep, judge_nightly_schedule],
-    sensors=[promotion_automation],
+    sensors=[promotion_automation, dataset_change_sensor],
     resources=RESOURCES,
 )

@@ -38,7 +38,8 @@ def graph_snapshot() -> dict:
     )
     jobs = sorted(j.name for j in defs.jobs or [])
     return {"assets": assets, "blocking_checks": blocking, "jobs": jobs,
-            "schedules": sorted(s.name for s in defs.schedules or [])}
+            "schedules": sorted(s.name for s in defs.schedules or []),
+            "sensors": sorted(s.name for s in defs.sensors or [])}
 
 
 def test_definitions_load():
