@@ -6,7 +6,6 @@ from pydantic import Field
 
 from assets.partitions import suite_partitions
 from assets.resources import EvalProject
-from evalplatform.errors import InputError
 from evalplatform.pipeline import RunOptions, scored_run as run_pipeline
 
 

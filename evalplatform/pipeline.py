@@ -14,7 +14,7 @@ from evalplatform.history import HistoryStore, new_run_id
 from evalplatform.models.redact import redact
 from evalplatform.project import Project
 from evalplatform.runner import ScoredRun, execute, load_dataset, plan_run
-from evalplatform.suite import Gate, LoadedSuite, find_suite, load_suite
+from evalplatform.suite import LoadedSuite, find_suite, load_suite
 
 
 @dataclass
@@ -109,17 +109,17 @@ def scored_run(
     run_id = new_run_id()
     record = run_record(project, suite, dataset, plan, run_id, dagster_run_id)
     store.begin_run(record)
+    from evalplatform.decide import decide_run
+
     try:
         run = execute(plan, run_id, cache_dir=None if opts.no_cache else project.cache_dir,
                       concurrency=opts.concurrency, on_result=_progress(progress, plan.n_calls))
+        # The policy is pure over the results and the promoted baseline: decide before storing, so
+        # the run lands complete with its decision in one transaction, then record the rule detail.
+        decision = decide_run(store, suite, run_id, results=run.results, record=False)
     except BaseException as exc:
         store.fail_run(run_id, f"{type(exc).__name__}: {exc}"[:500])
         raise
-    from evalplatform.decide import decide_run
-
-    # The policy is pure over the results and the promoted baseline: decide before storing, so the
-    # run lands complete with its decision in one transaction, then record the rule-by-rule record.
-    decision = decide_run(store, suite, run_id, results=run.results, record=False)
     run.totals["decision"] = decision.overall
     store.complete_run(run_id, run.results, run.outputs, run.totals)
     store.record_decision(decision.overall, decision.policy_hash or "", decision.inputs,
@@ -137,25 +137,3 @@ def _progress(factory: Callable[[int], Callable] | None, total: int) -> Callable
 def gate_run(suite: LoadedSuite, run: ScoredRun) -> GateResult:
     g = suite.spec.gate
     return pass_rate_floor(run.results, g.pass_rate_floor, g.confidence)
-
-
-def decision_from_history(project: Project, run_id: str, store: HistoryStore | None = None):
-    """Re-evaluate a stored run's policy (the suite file as recorded) without recording it again."""
-    from evalplatform.decide import decide_run
-
-    store = store or HistoryStore(project.history_path)
-    record = store.get_run(run_id)
-    if record is None:
-        raise InputError(project.history_path, "run_id", f"no run {run_id!r} in the history")
-    suite = load_suite(record["provenance"]["suite_file"])
-    return decide_run(store, suite, record["run_id"], record=False), record
-
-
-def gate_from_history(project: Project, run_id: str, store: HistoryStore | None = None) -> tuple[GateResult, dict]:
-    store = store or HistoryStore(project.history_path)
-    record = store.get_run(run_id)
-    if record is None:
-        raise InputError(project.history_path, "run_id", f"no run {run_id!r} in the history")
-    # The gate recorded with the run, not today's suite file: a re-check must judge what was run.
-    g = Gate.model_validate(record["provenance"]["gate"])
-    return pass_rate_floor(store.get_results(record["run_id"]), g.pass_rate_floor, g.confidence), record

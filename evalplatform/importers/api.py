@@ -13,7 +13,7 @@ from evalplatform import results
 from evalplatform.errors import InputError
 from evalplatform.importers import deepeval, generic, inspect_log, junit, promptfoo, promptfoo_csv  # noqa: F401  (register)
 from evalplatform.importers._common import BOM, DEFAULT_MAX_BYTES, Parsed, check_size, check_unique
-from evalplatform.importers.registry import FORMATS, Format, Options
+from evalplatform.importers.registry import FORMATS, Options
 
 TIER_COST = "external"
 HEAD_BYTES = 64 * 1024

@@ -240,7 +240,6 @@ def test_unreadable_file_is_an_infra_error_naming_it(tmp_path):
 
 
 def test_results_of_a_complete_run_are_read_once_and_stay_correct(tmp_path):
-    import polars as pl
 
     from evalplatform import results as rt
     from evalplatform.history import HistoryStore
