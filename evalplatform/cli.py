@@ -91,9 +91,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     # Fail fast on a bad suite or dataset, before any engine starts or anything is written.
     from evalplatform.runner import plan_run
 
-    plan_run(resolve_suite(project, opts.suite), opts.tier, model=opts.model, repeats=opts.repeats)
-    engine = args.engine or ("dagster" if project.definitions_file.is_file() else "direct")
+    suite = resolve_suite(project, opts.suite)
+    plan_run(suite, opts.tier, model=opts.model, repeats=opts.repeats)
+    # A suite of the project (datasets/NAME/suite.yaml) is a partition of its code location, so it
+    # runs through Dagster by default; a suite file elsewhere runs directly.
+    in_project = suite.path.resolve().parent.parent == project.datasets_dir.resolve()
+    engine = args.engine or ("dagster" if project.definitions_file.is_file() and in_project else "direct")
     if engine == "dagster":
+        opts.suite = suite.name
         from evalplatform import pipeline
         from evalplatform.engine import run_with_dagster
 

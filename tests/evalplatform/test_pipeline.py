@@ -207,3 +207,15 @@ def test_run_writes_junit_markdown_and_json_for_ci(project, tmp_path, monkeypatc
     assert [c.get("name") for c in cases] == ["pass_rate_at_least_floor"]
     assert "pass_rate_at_least_floor" in out["md"].read_text()
     assert summary.read_text() == out["md"].read_text()
+
+
+def test_a_suite_file_outside_the_project_runs_directly(tmp_path, monkeypatch, capsys):
+    from tests.suite_helpers import MINI
+
+    repo = MINI.parents[3]
+    monkeypatch.setenv("EVALPLATFORM_PROJECT", str(repo))  # a project with a Dagster code location
+    monkeypatch.setenv("EVALPLATFORM_HOME", str(tmp_path / "state"))
+    code = main(["run", "--suite", str(MINI / "suite.yaml"), "--model", "local/counting-echo"])
+    out = capsys.readouterr().out
+    assert code in (0, 1) and "release policy" in out
+    assert "dagster run" not in out  # not a partition of the code location: the direct engine ran it
