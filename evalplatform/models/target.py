@@ -10,12 +10,18 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Keys that extra_params may not set: either they have their own field (so they are validated and
-# land in the cache key once), or they belong to the call machinery rather than to sampling.
+# land in the cache key once), or they belong to the call machinery rather than to sampling. Any
+# key ending in "retries" is refused too: retries are ours (one bounded loop, every attempt recorded),
+# never the SDK's or litellm's.
 RESERVED_PARAMS = frozenset({
     "model", "messages", "api_base", "base_url", "api_key", "timeout", "request_timeout",
-    "max_retries", "num_retries", "caching", "cache", "stream", "mock_response",
+    "caching", "cache", "stream", "mock_response",
     "temperature", "top_p", "seed", "max_tokens",
 })
+
+
+def _reserved(key: str) -> bool:
+    return key in RESERVED_PARAMS or key.endswith("retries")
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -57,7 +63,7 @@ class Target(BaseModel):
     @field_validator("extra_params")
     @classmethod
     def _extra_params_safe(cls, v: dict[str, Any]) -> dict[str, Any]:
-        clash = sorted(set(v) & RESERVED_PARAMS)
+        clash = sorted(k for k in v if _reserved(k))
         if clash:
             raise ValueError(f"key(s) {', '.join(clash)} cannot be set here (use the target's own fields)")
         try:

@@ -38,7 +38,7 @@ def test_a_pasted_key_is_refused_as_api_key_env():
     assert Target(model="openai/gpt-4o-mini", api_key_env="OPENAI_API_KEY").api_key_env == "OPENAI_API_KEY"
 
 
-@pytest.mark.parametrize("key", ["api_key", "temperature", "num_retries", "timeout", "api_base"])
+@pytest.mark.parametrize("key", ["api_key", "temperature", "max_retries", "retries", "timeout", "api_base"])
 def test_extra_params_cannot_override_pinned_or_call_machinery_keys(key):
     with pytest.raises(ValidationError):
         Target(model="local/x", extra_params={key: 1})
