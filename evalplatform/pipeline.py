@@ -9,7 +9,6 @@ from typing import Callable
 from evalplatform import provenance
 from evalplatform.datasets import Dataset
 from evalplatform.errors import InputError
-from evalplatform.gate import GateResult, pass_rate_floor
 from evalplatform.history import HistoryStore, new_run_id
 from evalplatform.models.redact import redact
 from evalplatform.project import Project
@@ -132,8 +131,3 @@ def scored_run(
 def _progress(factory: Callable[[int], Callable] | None, total: int) -> Callable | None:
     factory = factory or DEFAULT_PROGRESS
     return factory(total) if factory else None
-
-
-def gate_run(suite: LoadedSuite, run: ScoredRun) -> GateResult:
-    g = suite.spec.gate
-    return pass_rate_floor(run.results, g.pass_rate_floor, g.confidence)

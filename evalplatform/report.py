@@ -6,9 +6,30 @@ import polars as pl
 
 from evalplatform import results as R
 from evalplatform import stats
-from evalplatform.gate import case_outcomes
 from evalplatform.policy import Decision, RuleResult
 from evalplatform.policy.report import render_table
+
+
+def case_outcomes(results: pl.DataFrame) -> pl.DataFrame:
+    """One row per (case_id, repeat): error if any scorer errored, else fail if any failed, else pass.
+
+    Skipped rows do not count; a case whose rows are all skipped is `skipped`.
+    """
+    return (
+        results.group_by(["case_id", "repeat"], maintain_order=True)
+        .agg(
+            (pl.col("outcome") == "error").any().alias("any_error"),
+            (pl.col("outcome") == "fail").any().alias("any_fail"),
+            (pl.col("outcome") == "pass").any().alias("any_pass"),
+        )
+        .with_columns(
+            pl.when("any_error").then(pl.lit("error"))
+            .when("any_fail").then(pl.lit("fail"))
+            .when("any_pass").then(pl.lit("pass"))
+            .otherwise(pl.lit("skipped")).alias("outcome")
+        )
+        .select("case_id", "repeat", "outcome")
+    )
 
 
 def criterion_table(results: pl.DataFrame, conf: float = 0.95) -> list[dict]:

@@ -6,7 +6,7 @@ import polars as pl
 
 from evalplatform import results as R
 from evalplatform.decide import FLOOR_RULE, effective_policy, floor_policy
-from evalplatform.gate import pass_rate_floor
+from evalplatform import stats
 from evalplatform.policy import Policy, evaluate_policy
 from evalplatform.suite import Gate, load_suite
 from tests.suite_helpers import MINI
@@ -18,15 +18,14 @@ def _frame(n_pass: int, n_fail: int, n_error: int = 0) -> pl.DataFrame:
                          "score": None if o == "error" else float(o == "pass")} for i, o in enumerate(outcomes)])
 
 
-def test_floor_policy_matches_the_floor_gate():
-    gate = Gate(pass_rate_floor=0.8, confidence=0.95)
-    pol = floor_policy("x", gate)
-    for counts in [(95, 5, 0), (80, 20, 0), (9, 1, 0), (90, 5, 3), (50, 10, 20), (0, 0, 0)]:
-        df = _frame(*counts)
-        rule = evaluate_policy(pol, df).rules[0]
-        g = pass_rate_floor(df, 0.8, 0.95)
+def test_floor_policy_is_the_wilson_floor_with_errors_left_out():
+    pol = floor_policy("x", Gate(pass_rate_floor=0.8, confidence=0.95))
+    for n_pass, n_fail, n_error in [(95, 5, 0), (80, 20, 0), (9, 1, 0), (90, 5, 3), (50, 10, 20), (0, 0, 0)]:
+        rule = evaluate_policy(pol, _frame(n_pass, n_fail, n_error)).rules[0]
+        n, units = n_pass + n_fail, n_pass + n_fail + n_error
+        passes = n > 0 and n_error / units <= 0.05 and stats.wilson_lower_bound(n_pass, n, 0.95) >= 0.8
         assert rule.rule_id == FLOOR_RULE
-        assert rule.blocks == g.blocks, (counts, rule.outcome, g.status)
+        assert rule.blocks == (not passes), (n_pass, n_fail, n_error, rule.outcome, rule.reason)
 
 
 def test_suite_without_policy_file_uses_its_gate():

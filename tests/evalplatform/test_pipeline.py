@@ -7,7 +7,10 @@ import pytest
 
 from evalplatform import results as R
 from evalplatform.cli import main
-from evalplatform.gate import case_outcomes, pass_rate_floor
+from evalplatform.decide import floor_policy
+from evalplatform.policy import evaluate_policy
+from evalplatform.report import case_outcomes
+from evalplatform.suite import Gate
 from evalplatform.history import HistoryStore
 from evalplatform.models.local_provider import register_app
 from evalplatform.pipeline import RunOptions, scored_run
@@ -130,30 +133,33 @@ def test_case_outcome_precedence():
     assert dict(case_outcomes(df).select("case_id", "outcome").iter_rows()) == {"a": "error", "b": "fail", "c": "skipped"}
 
 
+def floor(df: pl.DataFrame, threshold: float):
+    """The suite floor as the policy evaluates it (rule pass_rate_at_least_floor)."""
+    return evaluate_policy(floor_policy("t", Gate(pass_rate_floor=threshold)), df).rules[0]
+
+
 def test_floor_gate_outcomes():
     passing = _frame([(f"c{i}", 0, "pass") for i in range(100)])
-    assert pass_rate_floor(passing, 0.9).status == "PASS"
+    assert floor(passing, 0.9).outcome == "PASS"
     failing = _frame([(f"c{i}", 0, "pass" if i < 50 else "fail") for i in range(100)])
-    assert pass_rate_floor(failing, 0.9).status == "FAIL"
+    assert floor(failing, 0.9).outcome == "FAIL"
     few = _frame([(f"c{i}", 0, "pass") for i in range(5)])
-    g = pass_rate_floor(few, 0.9)
-    assert g.status == "INCONCLUSIVE" and g.blocks
-    assert pass_rate_floor(R.empty(), 0.5).status == "NO_DATA"
+    g = floor(few, 0.9)
+    assert g.outcome == "INCONCLUSIVE" and g.blocks
+    assert floor(R.empty(), 0.5).blocks
     errors = _frame([(f"c{i}", 0, "pass" if i < 90 else "error") for i in range(100)])
-    g = pass_rate_floor(errors, 0.5)
-    assert g.status == "ERROR" and g.blocks and g.n == 90
+    g = floor(errors, 0.5)
+    assert g.outcome == "ERROR" and g.blocks
     all_err = _frame([(f"c{i}", 0, "error") for i in range(10)])
-    assert pass_rate_floor(all_err, 0.5).status == "ERROR"
+    assert floor(all_err, 0.5).outcome == "ERROR"
 
 
 def test_floor_gate_clusters_repeats():
     # 30 cases x 10 repeats, each case all-pass or all-fail: the effective n is 30, not 300.
     rows = [(f"c{i}", r, "pass" if i < 27 else "fail") for i in range(30) for r in range(10)]
-    g = pass_rate_floor(_frame(rows), 0.8)
-    assert g.method == "clustered"
-    naive = pass_rate_floor(_frame([(f"c{i}-{r}", 0, o) for i, r, o in
-                                    [(int(c[1:]), r, o) for c, r, o in rows]]), 0.8)
-    assert g.lower < naive.lower
+    clustered = floor(_frame(rows), 0.8)
+    naive = floor(_frame([(f"{c}-{r}", 0, o) for c, r, o in rows]), 0.8)
+    assert clustered.numbers["lower"] < naive.numbers["lower"]
 
 
 def test_cli_direct_run_prints_summary_and_exit_code(project, capsys):
@@ -188,8 +194,7 @@ def test_each_repeat_samples_with_its_own_seed(project):
 
 def test_clustered_gate_never_passes_a_handful_of_all_pass_cases():
     rows = [(f"c{i}", r, "pass") for i in range(3) for r in range(5)]
-    g = pass_rate_floor(_frame(rows), 0.8)
-    assert g.method == "clustered" and g.status != "PASS"
+    assert floor(_frame(rows), 0.8).outcome != "PASS"
 
 
 def test_run_writes_junit_markdown_and_json_for_ci(project, tmp_path, monkeypatch, capsys):

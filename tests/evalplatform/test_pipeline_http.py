@@ -9,7 +9,7 @@ import pytest
 
 from evalplatform import results as R
 from evalplatform.history import HistoryStore
-from evalplatform.pipeline import RunOptions, gate_run, scored_run
+from evalplatform.pipeline import RunOptions, scored_run
 from evalplatform.project import Project
 from tests.helpers.openai_server import OpenAIServer
 
@@ -79,8 +79,9 @@ def test_every_case_repeat_scorer_lands_once_with_honest_outcomes(project, serve
     assert all(e and "sk-test-local" not in e for e in errors)
     # 500s were retried up to the limit, not more: what the server saw.
     assert sum(v for (m, p), v in server.requests.items() if p.startswith("always500")) == 2 * 2 * 3
-    gate = gate_run(run.plan.suite, run)
-    assert gate.status == "ERROR" and gate.blocks  # 6 of 24 case-repeats errored: never a pass
+    assert record["decision"] == "BLOCK"  # 6 of 24 case-repeats errored: never a pass
+    floor_rule = record["decision_detail"].rules[0]
+    assert floor_rule.outcome == "ERROR" and floor_rule.blocks
     stored = HistoryStore(project.history_path).get_run(run.run_id)
     assert stored["status"] == "complete" and stored["n_error"] == 12
     assert "sk-test-local" not in json.dumps(stored, default=str)

@@ -7,7 +7,7 @@ import time
 import polars as pl
 import pytest
 
-from evalplatform import gate, stats
+from evalplatform import stats
 from evalplatform.policy import JudgeCalibration, evaluate_policy, evaluate_rule, load_policy
 from tests.evalplatform.policy.builders import REPO, frame, one_rule, policy, rows
 
@@ -73,23 +73,26 @@ def test_errors_count_as_not_passing_by_default_and_exclude_matches_the_floor_ga
     default = _only(one_rule("metric: pass_rate\nbound: {min: 0.8}"), df)
     assert (default.numbers["n"], default.numbers["k"], default.numbers["n_error"]) == (200, 180, 3)
     excl = _only(one_rule("metric: pass_rate\nbound: {min: 0.8}\nerrors: exclude"), df)
-    floor = gate.pass_rate_floor(df, 0.8, 0.95, max_error_rate=0.05)
-    assert excl.outcome == floor.status
-    assert (excl.numbers["n"], excl.numbers["k"]) == (floor.n, floor.k)
-    assert excl.numbers["lower"] == pytest.approx(floor.lower)
+    # Errors leave the denominator: 180 of 197 decided, judged on the one-sided Wilson bound.
+    assert (excl.numbers["n"], excl.numbers["k"]) == (197, 180)
+    assert excl.numbers["lower"] == pytest.approx(stats.wilson_lower_bound(180, 197, 0.95))
+    assert excl.outcome == ("PASS" if stats.wilson_lower_bound(180, 197, 0.95) >= 0.8 else "INCONCLUSIVE")
     too_many = frame(rows(180, 5, 15))
     r = _only(one_rule("metric: pass_rate\nbound: {min: 0.8}\nerrors: exclude"), too_many)
-    assert r.outcome == "ERROR" == gate.pass_rate_floor(too_many, 0.8).status
+    assert r.outcome == "ERROR"
     assert "never count as passes" in r.reason
 
 
-def test_demo_policy_floor_rule_equals_the_spine_gate():
+def test_demo_policy_floor_rule_equals_the_suite_gate():
+    from evalplatform.decide import floor_policy
+    from evalplatform.suite import Gate
+
     demo = load_policy(REPO / "datasets" / "demo" / "policy.yaml").policy
     floor_rule = next(r for r in demo.rules if r.id == "pass_rate_at_least_floor")
+    gate_rule = floor_policy("demo", Gate(pass_rate_floor=0.80, confidence=0.95)).rules[0]
     for df in (frame(rows(170, 28, 2)), frame(rows(150, 50)), frame(rows(165, 35)), frame(rows(100, 0, 20))):
-        ours = evaluate_rule(floor_rule, df)
-        spine = gate.pass_rate_floor(df, 0.80, 0.95)
-        assert ours.outcome == spine.status, (ours.reason, spine.reason)
+        ours, spine = evaluate_rule(floor_rule, df), evaluate_rule(gate_rule, df)
+        assert (ours.outcome, ours.numbers.get("lower")) == (spine.outcome, spine.numbers.get("lower"))
 
 
 def test_demo_policy_first_run_does_not_block_on_missing_baseline():
