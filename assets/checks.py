@@ -15,6 +15,7 @@ from assets.resources import PROJECT_ROOT, EvalProject
 from assets.scored_runs import scored_run
 from evalplatform.decide import effective_policy, evaluate_one_rule
 from evalplatform.errors import EvalPlatformError
+from evalplatform.policy import RuleResult
 from evalplatform.suite import load_suite
 
 log = logging.getLogger(__name__)
@@ -36,18 +37,30 @@ def _rules_by_id() -> dict[str, dict]:
     return rules
 
 
-def rule_ids_of(project, suite_name: str) -> set[str]:
-    """Rule ids of a suite's effective policy, cached per suite file content within the process."""
+def policy_of(project, suite_name: str) -> tuple[set[str], str]:
+    """Rule ids and sha256 of a suite's effective policy, cached per suite file content within the process."""
     from evalplatform.pipeline import resolve_suite
 
     suite = resolve_suite(project, suite_name)
     key = (str(suite.path), suite.suite_hash)
-    if key not in _RULE_IDS:
-        _RULE_IDS[key] = {r.id for r in effective_policy(suite).policy.rules}
-    return _RULE_IDS[key]
+    if key not in _POLICIES:
+        eff = effective_policy(suite)
+        _POLICIES[key] = ({r.id for r in eff.policy.rules}, eff.sha256)
+    return _POLICIES[key]
 
 
-_RULE_IDS: dict[tuple[str, str], set[str]] = {}
+_POLICIES: dict[tuple[str, str], tuple[set[str], str]] = {}
+
+
+def recorded_rule(store, run_id: str, rule_id: str, policy_sha256: str) -> RuleResult | None:
+    """The rule's result in the decision recorded with the run: the check reports what the run
+    decided (one evaluation, one answer), instead of evaluating the policy a second time. A decision
+    under another policy (a later `evalplatform gate` of the same run) does not count."""
+    stored = store.latest_decision(run_id)
+    if stored is None or stored["policy_hash"] != policy_sha256:
+        return None
+    found = next((r for r in stored["rules"] if r["rule_id"] == rule_id), None)
+    return RuleResult(**found) if found else None
 
 
 def build_rule_check(rule_id: str, blocking: bool, description: str) -> dg.AssetChecksDefinition:
@@ -58,19 +71,22 @@ def build_rule_check(rule_id: str, blocking: bool, description: str) -> dg.Asset
                scored_run: dict) -> dg.AssetCheckResult:
         project = eval_project.project()
         # Rules of other suites' policies: answered from the suite file, without touching the history.
-        if rule_id not in rule_ids_of(project, context.partition_key):
+        rule_ids, policy_sha256 = policy_of(project, context.partition_key)
+        if rule_id not in rule_ids:
             return dg.AssetCheckResult(passed=True, metadata={"applies": False, "run_id": scored_run["run_id"]},
                                        description=f"suite {context.partition_key!r} has no rule {rule_id!r}")
         store = eval_project.store()
-        record = store.get_run(scored_run["run_id"])
-        suite = load_suite(record["provenance"]["suite_file"])
-        result = evaluate_one_rule(store, suite, record["run_id"], rule_id)
+        run_id = scored_run["run_id"]
+        result = recorded_rule(store, run_id, rule_id, policy_sha256)
+        if result is None:  # no decision recorded with the run (an older run): evaluate the rule now
+            record = store.get_run(run_id)
+            result = evaluate_one_rule(store, load_suite(record["provenance"]["suite_file"]), run_id, rule_id)
         if result is None:
-            return dg.AssetCheckResult(passed=True, metadata={"applies": False, "run_id": record["run_id"]},
-                                       description=f"suite {suite.name!r} has no rule {rule_id!r}")
+            return dg.AssetCheckResult(passed=True, metadata={"applies": False, "run_id": run_id},
+                                       description=f"suite {context.partition_key!r} has no rule {rule_id!r}")
         advisory = result.severity == "advisory"
         meta = {k: v for k, v in result.numbers.items() if isinstance(v, (int, float, str, bool))}
-        meta.update({"outcome": result.outcome, "reason": result.reason, "run_id": record["run_id"],
+        meta.update({"outcome": result.outcome, "reason": result.reason, "run_id": run_id,
                      "metric": result.metric})
         return dg.AssetCheckResult(
             passed=(result.outcome == "PASS") if advisory else not result.blocks,

@@ -64,6 +64,13 @@ def test_v1_passes_the_gate_and_is_promoted(project_root, instance, monkeypatch)
     run_id = gate.metadata["run_id"].value
     assert store.latest_baseline("demo") == run_id
     assert store.get_run(run_id)["dagster_run_id"] == result.run_id
+    # The checks report the decision recorded with the run (same numbers, no second evaluation).
+    from assets.checks import policy_of, recorded_rule
+    from evalplatform.project import Project
+
+    _, sha = policy_of(Project(project_root), "demo")
+    recorded = recorded_rule(store, run_id, "pass_rate_at_least_floor", sha)
+    assert recorded is not None and recorded.numbers["lower"] == gate.metadata["lower"].value
     # The cheap trained judge gates through its corrected pass rate; it was calibrated on first use.
     assert checks["tone_trained_corrected_pass_rate"].passed
     assert checks["tone_trained_corrected_pass_rate"].metadata["outcome"].value == "PASS"
