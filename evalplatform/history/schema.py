@@ -136,8 +136,37 @@ _V2 = [
     )""",
 ]
 
+# Version 3: a run records the process that owns it (pid, host) so a later writer can mark a run
+# whose process is gone `abandoned`; a decision says whether it is the run's decision of record
+# (made when the run ran, never replaced) or a later, labelled re-decision (`evalplatform gate --run`).
+# DuckDB cannot alter a CHECK constraint, so `runs` is rebuilt with the wider status list.
+_RUNS_V3_COLUMNS = (
+    "run_id, suite, tier, status, started_at, finished_at, git_commit, git_dirty, package_version, lock_hash, "
+    "dataset_hash, prompt_hash, suite_hash, target_model, target_params, judge_pins, seed, repeats, "
+    "dagster_run_id, n_cases, n_results, n_pass, n_fail, n_error, n_skipped, tokens_in, tokens_out, cost_usd, "
+    "cache_hits, model_calls, wall_s, decision, failure, provenance"
+)
+_V3 = [
+    _V1[0].replace("CREATE TABLE IF NOT EXISTS runs (", "CREATE TABLE runs_v3 (")
+    .replace("CHECK (status IN ('running', 'complete', 'failed'))",
+             "CHECK (status IN ('running', 'complete', 'failed', 'abandoned'))")
+    .replace("provenance VARCHAR\n    )", "provenance VARCHAR,\n        pid BIGINT,\n        host VARCHAR\n    )"),
+    f"INSERT INTO runs_v3 ({_RUNS_V3_COLUMNS}) SELECT {_RUNS_V3_COLUMNS} FROM runs",
+    "DROP TABLE runs",
+    "ALTER TABLE runs_v3 RENAME TO runs",
+    "ALTER TABLE decisions ADD COLUMN kind VARCHAR DEFAULT 'record'",
+    "ALTER TABLE decisions ADD COLUMN label VARCHAR",
+    # Before v3 a later `gate --run` could replace a run's decision: the earliest one is its record.
+    """UPDATE decisions SET kind = 're-decision', label = 'recorded before v3'
+       WHERE run_id IS NOT NULL AND decision_id NOT IN (
+         SELECT arg_min(decision_id, created_at) FROM decisions WHERE run_id IS NOT NULL GROUP BY run_id)""",
+    "UPDATE decisions SET kind = 'record' WHERE kind IS NULL",
+    """UPDATE runs SET decision = (SELECT d.overall FROM decisions d WHERE d.run_id = runs.run_id
+       AND d.kind = 'record') WHERE run_id IN (SELECT run_id FROM decisions WHERE kind = 'record')""",
+]
+
 # Index i holds the statements that take the database from version i to version i + 1.
-MIGRATIONS: list[list[str]] = [_V1, _V2]
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V3]
 LATEST_VERSION = len(MIGRATIONS)
 
 _VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)"

@@ -28,7 +28,7 @@ from evalplatform.history import schema
 from evalplatform.history.records import JSON_COLUMNS, RunStart, RunTotals, derive_totals, utcnow
 from evalplatform.provenance import canonical_json
 
-STATUSES = ("running", "complete", "failed")
+STATUSES = ("running", "complete", "failed", "abandoned")
 _RESULT_COLUMNS = ", ".join(f'"{c}"' for c in rt.COLUMNS)
 _LOCK_MESSAGES = ("Could not set lock", "Conflicting lock", "different configuration")
 
