@@ -20,9 +20,11 @@ $(STAMP): requirements.lock pyproject.toml
 		|| (echo "litellm_init.pth found: a compromised litellm release is installed" && exit 3)
 	touch $(STAMP)
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml $(STAMP)
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	@# Create the instance's storage once, before anything can race on it (sensors/instance.py).
+	$(BIN)/python -c "from sensors.instance import ensure_instance_storage; ensure_instance_storage()"
 
 setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 

@@ -4,6 +4,7 @@
 import datetime as dt
 import os
 import re
+from pathlib import Path
 
 import dagster as dg
 
@@ -12,6 +13,7 @@ from assets.partitions import suite_partitions
 from assets.scored_runs import scored_run
 from assets.suites import suite_dataset
 from evalplatform.errors import InfraError, InputError
+from sensors.instance import broken_instance, cli_instance
 
 EVAL_SELECTION = dg.AssetSelection.assets(suite_dataset, scored_run, promoted_baseline)
 
@@ -70,10 +72,6 @@ promotion_automation = dg.AutomationConditionSensorDefinition(
 )
 
 
-def _instance() -> dg.DagsterInstance:
-    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
-
-
 def _user_error(result) -> Exception | None:
     """The first step failure, rebuilt as our error type so the CLI exits with the right code."""
     for event in result.all_events:
@@ -113,11 +111,18 @@ def run_pr_job_in_process(project, opts) -> tuple[str, str]:
         # The CLI prints its own summary; Dagster's event log stays complete in the instance (and the UI).
         "loggers": {"console": {"config": {"log_level": os.environ.get("EVALPLATFORM_DAGSTER_LOG_LEVEL", "CRITICAL")}}},
     }
-    with _instance() as instance:
-        result = job.execute_in_process(
-            run_config=run_config, instance=instance, partition_key=opts.suite, raise_on_error=False,
-            tags={"tier": opts.tier, "evalplatform/cli": "run", "started": dt.datetime.now(dt.timezone.utc).isoformat()},
-        )
+    with cli_instance() as instance:
+        try:
+            result = job.execute_in_process(
+                run_config=run_config, instance=instance, partition_key=opts.suite, raise_on_error=False,
+                tags={"tier": opts.tier, "evalplatform/cli": "run",
+                      "started": dt.datetime.now(dt.timezone.utc).isoformat()},
+            )
+        except Exception as exc:
+            # Failures inside the job come back in `result`; one raised here is the instance's storage.
+            if type(exc).__module__.startswith(("sqlalchemy", "sqlite3", "alembic")) and os.environ.get("DAGSTER_HOME"):
+                raise broken_instance(Path(os.environ["DAGSTER_HOME"]), exc) from exc
+            raise
         err = _user_error(result)
         if err is not None:
             raise err
