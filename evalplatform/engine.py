@@ -6,9 +6,9 @@ import importlib
 import sys
 import warnings
 
-from evalplatform.errors import InfraError
+from evalplatform.errors import InfraError, InputError
 from evalplatform.pipeline import RunOptions
-from evalplatform.project import Project
+from evalplatform.project import CODE_LOCATION_ENV, Project, code_location_root
 
 
 def run_with_dagster(project: Project, opts: RunOptions) -> tuple[str, str]:
@@ -16,7 +16,11 @@ def run_with_dagster(project: Project, opts: RunOptions) -> tuple[str, str]:
 
     Errors raised inside the job come back as the same InputError / InfraError the direct path raises.
     """
-    root = str(project.root)
+    location = code_location_root(project)
+    if location is None:
+        raise InputError(None, "--engine", f"no Dagster code location (definitions.py) found for {project.root}",
+                         f"set {CODE_LOCATION_ENV} to the evalplatform checkout, or use --engine direct")
+    root = str(location)
     if root not in sys.path:
         sys.path.insert(0, root)
     try:
