@@ -163,7 +163,9 @@ def load_suite(path: str | Path) -> LoadedSuite:
     except ValidationError as err:
         raise _first_error(path, err, doc) from None
     root = path.parent
-    prompt_path = root / spec.prompt
+    from evalplatform.paths import inside_project
+
+    prompt_path = inside_project(root, spec.prompt, path, "prompt")
     try:
         template = prompt_path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -176,11 +178,13 @@ def load_suite(path: str | Path) -> LoadedSuite:
 
     template_fields(template, prompt_path)  # raises on malformed placeholders
     for i, d in enumerate(spec.datasets):
+        inside_project(root, d.path, path, f"datasets[{i}].path")
         if not (root / d.path).is_file():
             raise InputError(path, f"datasets[{i}].path", f"dataset file {d.path!r} not found next to the suite file")
     for i, s in enumerate(spec.scorers):
         s.check_files(root, path, f"scorers[{i}]")
     if spec.policy:
+        inside_project(root, spec.policy, path, "policy")
         if not (root / spec.policy).is_file():
             raise InputError(path, "policy", f"policy file {spec.policy!r} not found next to the suite file")
         from evalplatform.policy import load_policy

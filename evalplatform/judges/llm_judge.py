@@ -59,7 +59,11 @@ class JudgeScorerBase(ScorerBase):
         return [self.input_field]
 
     def check_files(self, root: Path, suite_path: Path, field: str) -> None:
+        from evalplatform.paths import inside_project
+
         self._root = root
+        if self.calibration is not None:
+            inside_project(root, self.calibration, suite_path, f"{field}.calibration")
         path = self.calibration_path()
         if self.calibration is not None and not path.is_file():
             raise InputError(suite_path, f"{field}.calibration", f"calibration set {self.calibration!r} not found")
@@ -109,6 +113,10 @@ class LLMJudge(JudgeScorerBase):
 
     def check_files(self, root: Path, suite_path: Path, field: str) -> None:
         super().check_files(root, suite_path, field)
+        if self.rubric is not None:
+            from evalplatform.paths import inside_project
+
+            inside_project(root, self.rubric, suite_path, f"{field}.rubric")
         if self.rubric is not None and not (root / self.rubric).is_file():
             raise InputError(suite_path, f"{field}.rubric", f"rubric file {self.rubric!r} not found next to the suite")
         self.__dict__.pop("loaded_rubric", None)

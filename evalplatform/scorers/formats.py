@@ -82,7 +82,9 @@ class JsonSchema(ScorerBase):
 
     def check_files(self, root: Path, suite_path: Path, field: str) -> None:
         if self.schema_file:
-            p = root / self.schema_file
+            from evalplatform.paths import inside_project
+
+            p = inside_project(root, self.schema_file, suite_path, f"{field}.schema_file")
             try:
                 doc = json.loads(p.read_text(encoding="utf-8"))
             except FileNotFoundError:
