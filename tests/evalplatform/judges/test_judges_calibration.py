@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -90,14 +91,15 @@ def test_an_always_pass_judge_is_refused_although_its_raw_agreement_is_high():
 
 def _project(tmp_path: Path, monkeypatch) -> Path:
     (tmp_path / "datasets" / "demo").mkdir(parents=True)
+    # A suite's files stay inside its project: the judges' labels and rubrics are copied in.
+    shutil.copytree(REPO / "datasets" / "calibration", tmp_path / "datasets" / "calibration")
     monkeypatch.setenv("EVALPLATFORM_HOME", str(tmp_path / "state"))
     return tmp_path / "datasets" / "demo"
 
 
 def _judge(suite_dir: Path, model: str, criterion: str = "tone") -> LLMJudge:
     j = LLMJudge(id=f"{criterion}_{model.split('-')[-1]}", criterion=criterion, judge={"model": model},
-                 rubric=str(RUBRICS / f"{criterion}.md"),
-                 calibration=str(REPO / "datasets" / "calibration" / f"{criterion}.jsonl"))
+                 rubric=f"../calibration/rubrics/{criterion}.md", calibration=f"../calibration/{criterion}.jsonl")
     j.check_files(suite_dir, suite_dir / "suite.yaml", "scorers[0]")
     return j
 
@@ -169,8 +171,7 @@ def test_committed_calibration_sets_are_valid_and_fail_heavy():
 
 def test_trained_judge_is_deterministic_versioned_and_scores_a_whole_column(tmp_path, monkeypatch):
     suite_dir = _project(tmp_path, monkeypatch)
-    j = TrainedJudge(id="tone_cheap", criterion="tone",
-                     calibration=str(REPO / "datasets" / "calibration" / "tone.jsonl"))
+    j = TrainedJudge(id="tone_cheap", criterion="tone", calibration="../calibration/tone.jsonl")
     j.check_files(suite_dir, suite_dir / "suite.yaml", "scorers[0]")
     report = calibrate_judge(j)
     assert report.method.startswith("stratified 5-fold") and report.metrics["n"] == 160
@@ -185,4 +186,5 @@ def test_trained_judge_is_deterministic_versioned_and_scores_a_whole_column(tmp_
     assert scored["score"][0] > 0.5 > scored["score"][1]
     assert scored["explanation"][0].startswith(f"[judge {j.identity().key}] P(PASS) = ")
     other = TrainedJudge(id="t", criterion="tone", C=1.0, calibration=j.calibration)
+    other.check_files(suite_dir, suite_dir / "suite.yaml", "scorers[1]")
     assert other.identity().key != j.identity().key
