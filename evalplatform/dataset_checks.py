@@ -36,8 +36,7 @@ def validate_dataset(cases: pl.DataFrame, max_rows: int = 1_000_000) -> dict:
     ]
     if "severity" in cases.columns:
         expectations.append(gxe.ExpectColumnValuesToBeInSet(column="severity", value_set=list(SEVERITIES)))
-    if "category" in cases.columns:
-        expectations.append(gxe.ExpectColumnValuesToNotBeNull(column="category", mostly=0.95))
+    # `category` is optional (README): a tier that stratifies by it checks it (selection.select_cases).
     for e in expectations:
         suite.add_expectation(e)
     vd = ctx.validation_definitions.add(gx.ValidationDefinition(name="cases", data=batch, suite=suite))
@@ -51,3 +50,26 @@ def validate_dataset(cases: pl.DataFrame, max_rows: int = 1_000_000) -> dict:
         for r in res["results"] if not r["success"]
     ]
     return {"success": bool(res["success"]), "statistics": res["statistics"], "failed": failed}
+
+
+_PLAIN = {
+    "expect_table_row_count_to_be_between": "the number of cases is outside [1, max_rows]",
+    "expect_column_values_to_not_be_null": "has empty values",
+    "expect_column_values_to_be_unique": "has duplicate values",
+    "expect_column_values_to_be_in_set": "has values outside the allowed set",
+}
+
+
+def describe_failure(failed: dict) -> str:
+    """One readable line for a failed expectation (not the raw result dict): what is wrong, how often, examples."""
+    kind = failed.get("expectation") or "dataset check"
+    details = failed.get("details") or {}
+    text = _PLAIN.get(kind, f"failed {kind}")
+    count = details.get("unexpected_count")
+    if count:
+        text += f" ({count} case(s)"
+        examples = [str(x) for x in (details.get("partial_unexpected_list") or [])[:3]]
+        text += f", e.g. {', '.join(examples)})" if examples else ")"
+    elif details.get("observed_value") is not None:
+        text += f" (observed {details['observed_value']})"
+    return f"{text} [Great Expectations: {kind}]"

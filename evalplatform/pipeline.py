@@ -49,8 +49,9 @@ def checked_dataset(project: Project, suite: LoadedSuite, store: HistoryStore | 
     summary = check.get("summary") or {}
     if not check["success"]:
         first = (summary.get("failed") or [{}])[0]
-        raise InputError(dataset.files[0], first.get("column"),
-                         f"dataset check {first.get('expectation', 'failed')}: {first.get('details')}")
+        from evalplatform.dataset_checks import describe_failure
+
+        raise InputError(dataset.files[0], first.get("column"), describe_failure(first))
     return dataset, {"success": True, "cached": cached, "statistics": summary.get("statistics")}
 
 

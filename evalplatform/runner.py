@@ -76,7 +76,7 @@ def plan_run(
     dataset = dataset or load_dataset(suite)
     _check_case_fields(suite, dataset.cases)
     tier_spec = suite.spec.tiers.get(tier) or TierSpec()
-    cases = select_cases(dataset.cases, tier_spec, where=f"{suite.path}: tiers.{tier}")
+    cases = select_cases(dataset.cases, tier_spec, where=f"tiers.{tier}", file=suite.path)
     target = suite.spec.target
     if model:
         target = target.model_copy(update={"model": model})

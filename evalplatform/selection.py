@@ -14,7 +14,7 @@ def _rank(seed: int, case_id: str) -> str:
     return sha256_text(f"{seed}:{case_id}")
 
 
-def select_cases(cases: pl.DataFrame, tier: TierSpec, where: str = "tiers") -> pl.DataFrame:
+def select_cases(cases: pl.DataFrame, tier: TierSpec, where: str = "tiers", file=None) -> pl.DataFrame:
     """Cases of a tier, in dataset order.
 
     With `per_stratum`, each stratum keeps the cases with the smallest hash of (seed, case_id):
@@ -24,8 +24,9 @@ def select_cases(cases: pl.DataFrame, tier: TierSpec, where: str = "tiers") -> p
         chosen = cases
     else:
         key = tier.stratify_by
-        if key is not None and key not in cases.columns:
-            raise InputError(None, f"{where}.stratify_by", f"no case field named {key!r}")
+        if key is not None and (key not in cases.columns or cases[key].null_count() == cases.height):
+            raise InputError(file, f"{where}.stratify_by", f"stratifies by case field {key!r}, which no case sets "
+                             f"({cases.height} cases)", f"add {key!r} to the cases, or remove stratify_by")
         always = pl.col("source").is_in(tier.include_sources) if tier.include_sources else pl.lit(False)
         # The slice is drawn from the cases not already included, so it does not shrink per stratum.
         pool = cases.filter(~always)
@@ -41,5 +42,5 @@ def select_cases(cases: pl.DataFrame, tier: TierSpec, where: str = "tiers") -> p
         keep = pl.col("case_id").is_in(sliced.implode()) | always
         chosen = cases.filter(keep)
     if chosen.height == 0:
-        raise InputError(None, where, "the tier selects no cases", "check include_sources / per_stratum")
+        raise InputError(file, where, "the tier selects no cases", "check include_sources / per_stratum")
     return chosen
