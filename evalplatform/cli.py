@@ -157,7 +157,14 @@ def cmd_ci(args: argparse.Namespace) -> int:
         return cmd_run(args)
     from evalplatform.ci import submit_and_wait, user_error
 
-    res = submit_and_wait(args.url, args.suite, tier=args.tier, model=args.model, timeout_s=args.timeout,
+    for flag, value, lo, hi in (("--concurrency", args.concurrency, 1, 512), ("--repeats", args.repeats, 1, 100)):
+        if value is not None and not lo <= value <= hi:
+            raise InputError(None, flag, f"must be between {lo} and {hi}")
+    # Every run option travels to the server: none is dropped because the run happens elsewhere.
+    run_config = {"ops": {"scored_run": {"config": {
+        "tier": args.tier, "model": args.model, "repeats": args.repeats, "no_cache": bool(args.no_cache),
+        "concurrency": args.concurrency}}}}
+    res = submit_and_wait(args.url, args.suite, run_config=run_config, tier=args.tier, timeout_s=args.timeout,
                           tags={"evalplatform/cli": "ci"})
     err = user_error(res.failures)
     if err is not None:

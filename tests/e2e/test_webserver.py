@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from evalplatform.ci import DagsterClient
+from evalplatform.ci import DagsterCiClient
 from evalplatform.cli import main
 from evalplatform.history import HistoryStore
 
@@ -91,7 +91,7 @@ def test_ci_passes_v1_blocks_v2_over_graphql(server, capsys, tmp_path):
 
 
 def test_rerun_from_the_ui_reexecutes_the_scored_run(server):
-    client = DagsterClient(server["url"])
+    client = DagsterCiClient(server["url"])
     first = client.launch("pr_eval_job", "demo", {"ops": {"scored_run": {"config": {"tier": "pr"}}}}, {})
     assert client.wait(first, 300) == "SUCCESS"
     store = HistoryStore(server["state"] / "history.duckdb")
