@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,6 +48,14 @@ class TierSpec(_Strict):
     repeats: int | None = Field(default=None, ge=1, le=100, description="Overrides the suite's repeats.")
 
 
+class RetiredCase(_Strict):
+    """A regression case taken out on purpose: recorded with why and when, never silently deleted."""
+
+    id: str = Field(min_length=1, description="The case id, as it stood in the regression set.")
+    reason: str = Field(min_length=3, description="Why the case no longer applies (e.g. the feature was removed).")
+    date: dt.date = Field(description="When it was retired (YYYY-MM-DD).")
+
+
 class Suite(_Strict):
     schema_version: Literal[1] = SUITE_SCHEMA_VERSION
     name: str = Field(description="Lower-case identifier, used as the Dagster partition key.")
@@ -59,6 +70,10 @@ class Suite(_Strict):
     policy: str | None = Field(
         default=None, description="Release policy file (relative to the suite file); without one, the gate's floor is the policy.")
     tiers: dict[Literal["pr", "nightly"], TierSpec] = Field(default_factory=lambda: {"pr": TierSpec(), "nightly": TierSpec()})
+    retired: list[RetiredCase] = Field(
+        default_factory=list, description="Regression cases retired on purpose (reason and date): the append-only "
+                                          "check of the regression set allows them to be missing or changed, and runs "
+                                          "leave them out.")
 
     @field_validator("name")
     @classmethod
@@ -73,6 +88,14 @@ class Suite(_Strict):
         if isinstance(v, list):
             return [{"path": x} if isinstance(x, str) else x for x in v]
         return v
+
+    @model_validator(mode="after")
+    def _unique_retired(self) -> "Suite":
+        ids = [r.id for r in self.retired]
+        dup = next((i for i in ids if ids.count(i) > 1), None)
+        if dup is not None:
+            raise ValueError(f"case {dup!r} is retired twice")
+        return self
 
     @model_validator(mode="after")
     def _unique_scorer_ids(self) -> "Suite":
@@ -150,7 +173,44 @@ def read_yaml(path: Path) -> Any:
     return load_yaml(path, raw, "datasets/demo/suite.yaml")
 
 
+# Parses actually performed in this process (a cache hit is not one): what the parse-count target measures.
+PARSES: Counter = Counter()
+_LOADED: dict[str, tuple[tuple, LoadedSuite]] = {}
+
+
+def _signature(suite: LoadedSuite) -> tuple:
+    """(path, mtime, size) of the suite file and every file it refers to: a change to any of them reloads it."""
+    files = [suite.path, suite.root / suite.spec.prompt]
+    if suite.spec.policy:
+        files.append(suite.root / suite.spec.policy)
+    for scorer in suite.spec.scorers:
+        for attr in ("rubric", "calibration", "schema_file"):
+            rel = getattr(scorer, attr, None)
+            if isinstance(rel, str):
+                files.append(suite.root / rel)
+    out = []
+    for f in files:
+        try:
+            st = os.stat(f)
+            out.append((str(f), st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append((str(f), None, None))
+    return tuple(out)
+
+
 def load_suite(path: str | Path) -> LoadedSuite:
+    """The validated suite at `path`: parsed once per process while none of its files changes."""
+    key = str(Path(path).resolve())
+    hit = _LOADED.get(key)
+    if hit is not None and _signature(hit[1]) == hit[0]:
+        return hit[1]
+    suite = _parse_suite(path)
+    PARSES["suite"] += 1
+    _LOADED[key] = (_signature(suite), suite)
+    return suite
+
+
+def _parse_suite(path: str | Path) -> LoadedSuite:
     """Load and validate a suite file; every problem is one InputError naming the file and field."""
     from evalplatform.provenance import sha256_text, canonical_json
 
