@@ -126,15 +126,33 @@ def stable_hash(obj: Any) -> str:
 
 
 def number(value: Any, path: Path, field_name: str) -> float | None:
-    """A finite float or None; NaN and infinity are refused because they poison every average."""
-    if value is None or isinstance(value, bool):
+    """A finite float or None (absent); NaN, infinity and non-numbers are refused because they poison every average."""
+    if value is None:
         return None
-    if not isinstance(value, (int, float)):
-        raise InputError(path, field_name, f"expected a number, found {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(path, field_name, f"expected a number, found {value!r}", "fix the producing tool's output")
     f = float(value)
     if not math.isfinite(f):
-        raise InputError(path, field_name, f"score is {value!r} (NaN or infinite)", "fix the producing scorer")
+        raise InputError(path, field_name, f"expected a finite number, found {value!r} (NaN or infinite)",
+                         "fix the producing scorer")
     return f
+
+
+def flag(value: Any, path: Path, field_name: str) -> bool | None:
+    """A stated true/false or None (absent); any other value is a corrupt file, not a verdict to guess."""
+    if value is None or isinstance(value, bool):
+        return value
+    raise InputError(path, field_name, f"expected true or false, found {value!r}", "fix the producing tool's output")
+
+
+def count(value: Any, path: Path, field_name: str) -> int | None:
+    """A non-negative whole number (token counts) or None (absent)."""
+    f = number(value, path, field_name)
+    if f is None:
+        return None
+    if f < 0 or f != int(f):
+        raise InputError(path, field_name, f"expected a whole number >= 0, found {value!r}")
+    return int(f)
 
 
 def clip_score(value: float | None, counter: list[int]) -> float | None:

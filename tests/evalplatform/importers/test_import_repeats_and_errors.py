@@ -51,8 +51,10 @@ def test_promptfoo_same_description_different_vars_are_different_cases(tmp_path)
 def test_promptfoo_each_assertion_is_a_scorer_row(tmp_path):
     asserts = [{"type": "contains", "value": "x"}, {"type": "contains", "value": "y"},
                {"type": "llm-rubric", "value": "polite", "metric": "tone"}]
-    row = promptfoo_row("q1", {"q": "a"}, passed=True, test_idx=0, asserts=asserts)
-    row["gradingResult"]["componentResults"][1].update({"pass": False, "score": 0.0})
+    # One failed assertion fails the test (promptfoo's rule without a test threshold).
+    row = promptfoo_row("q1", {"q": "a"}, passed=False, test_idx=0, asserts=asserts)
+    for j in (0, 2):
+        row["gradingResult"]["componentResults"][j].update({"pass": True, "score": 1.0})
     df = import_results([write_json(tmp_path / "r.json", promptfoo_doc([row]))])
     assert df.select("scorer", "outcome", "criterion").rows() == [
         ("contains", "pass", None), ("contains#2", "fail", None), ("tone", "pass", "tone")]

@@ -1,0 +1,217 @@
+"""Every outcome or score a result file states is checked: a wrongly typed or non-finite value is bad input
+(one line naming file and field), and a file that contradicts itself imports the case as an error, never a pass."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from evalplatform.cli import main
+from evalplatform.errors import InputError
+from evalplatform.importers import import_results
+from tests.evalplatform.importers.builders import (
+    deepeval_case,
+    inspect_log,
+    inspect_sample,
+    promptfoo_doc,
+    promptfoo_row,
+    write_json,
+)
+
+FLOOR = "rules:\n  - {id: floor, metric: pass_rate, bound: {min: 0.5}}\n"
+
+
+def _rows() -> list[dict]:
+    return [promptfoo_row("q1", {"q": "a"}, passed=True, test_idx=0),
+            promptfoo_row("q2", {"q": "b"}, passed=False, test_idx=1)]
+
+
+def _write_pf(tmp_path: Path, rows: list[dict], kind: str) -> Path:
+    if kind == "json":
+        return write_json(tmp_path / "r.results.json", promptfoo_doc(rows))
+    path = tmp_path / "r.results.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def _set(path: str, value):
+    """A mutation of row 0 (the passing one) at a dotted path."""
+    def apply(rows):
+        node = rows[0]
+        keys = path.split(".")
+        for k in keys[:-1]:
+            node = node[int(k)] if isinstance(node, list) else node[k]
+        last = keys[-1]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return apply
+
+
+# (mutation, field the one-line error must name)
+PROMPTFOO_BAD_FIELDS = [
+    (_set("score", float("nan")), "results.results[0].score"),
+    (_set("score", float("inf")), "results.results[0].score"),
+    (_set("score", "1"), "results.results[0].score"),
+    (_set("score", True), "results.results[0].score"),
+    (_set("success", "maybe"), "results.results[0].success"),
+    (_set("success", 1), "results.results[0].success"),
+    (_set("failureReason", "none"), "results.results[0].failureReason"),
+    (_set("failureReason", 7), "results.results[0].failureReason"),
+    (_set("gradingResult", "passed"), "results.results[0].gradingResult"),
+    (_set("gradingResult.pass", "yes"), "results.results[0].gradingResult.pass"),
+    (_set("gradingResult.score", float("-inf")), "results.results[0].gradingResult.score"),
+    (_set("gradingResult.componentResults", {"pass": True}), "results.results[0].gradingResult.componentResults"),
+    (_set("gradingResult.componentResults.0.pass", None), "componentResults[0].pass"),
+    (_set("gradingResult.componentResults.0.score", float("nan")), "componentResults[0].score"),
+    (_set("tokenUsage.prompt", float("nan")), "results.results[0].tokenUsage.prompt"),
+    (_set("tokenUsage.completion", -3), "results.results[0].tokenUsage.completion"),
+    (_set("latencyMs", float("inf")), "results.results[0].latencyMs"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "field"), PROMPTFOO_BAD_FIELDS,
+                         ids=[f for _, f in PROMPTFOO_BAD_FIELDS])
+@pytest.mark.parametrize("kind", ["json", "jsonl"])
+def test_promptfoo_wrongly_typed_or_non_finite_field_is_bad_input(tmp_path, mutate, field, kind):
+    rows = _rows()
+    mutate(rows)
+    path = _write_pf(tmp_path, rows, kind)
+    with pytest.raises(InputError) as err:
+        import_results([path])
+    line = str(err.value)
+    expected = field if kind == "json" else field.replace("results.results[0]", "line 1")
+    assert path.name in line and expected in line, line
+    assert "\n" not in line
+
+
+def _contradictions():
+    def fail_but_components_pass(rows):
+        rows[1]["gradingResult"]["componentResults"][0].update({"pass": True, "score": 1.0})
+
+    def pass_but_component_fails(rows):
+        rows[0]["gradingResult"]["componentResults"][0].update({"pass": False, "score": 0.0})
+
+    def success_vs_grading(rows):
+        rows[1]["success"] = True
+        rows[1]["failureReason"] = 0
+
+    def success_vs_failure_reason(rows):
+        rows[1]["success"] = True
+        rows[1]["gradingResult"]["pass"] = True
+
+    def score_vs_grading_score(rows):
+        rows[1]["score"] = 1.0
+
+    return {
+        "failed test, every assertion passed": (fail_but_components_pass, "q2"),
+        "passed test, an assertion failed": (pass_but_component_fails, "q1"),
+        "success vs gradingResult.pass": (success_vs_grading, "q2"),
+        "success vs failureReason": (success_vs_failure_reason, "q2"),
+        "score vs gradingResult.score": (score_vs_grading_score, "q2"),
+    }
+
+
+@pytest.mark.parametrize("name", list(_contradictions()))
+@pytest.mark.parametrize("kind", ["json", "jsonl"])
+def test_promptfoo_row_that_contradicts_itself_is_an_error_with_the_reason(tmp_path, name, kind):
+    mutate, case = _contradictions()[name]
+    rows = _rows()
+    mutate(rows)
+    df = import_results([_write_pf(tmp_path, rows, kind)])
+    row = df.filter(pl.col("case_id") == case).row(0, named=True)
+    assert row["outcome"] == "error" and row["score"] is None
+    assert "contradicts" in row["error"], row["error"]
+    other = "q1" if case == "q2" else "q2"
+    assert df.filter(pl.col("case_id") == other)["outcome"].to_list() == [{"q1": "pass", "q2": "fail"}[other]]
+
+
+def test_promptfoo_contradiction_never_gates_pass(tmp_path, monkeypatch, capsys):
+    """The issue's case: the test failed but its componentResults all say pass; it used to gate PASS."""
+    monkeypatch.chdir(tmp_path)
+    rows = [promptfoo_row(f"q{i}", {"q": str(i)}, passed=False, test_idx=i) for i in range(4)]
+    for r in rows:
+        r["gradingResult"]["componentResults"][0].update({"pass": True, "score": 1.0})
+    results = write_json(tmp_path / "r.results.json", promptfoo_doc(rows))
+    (tmp_path / "policy.yaml").write_text(FLOOR)
+    rc = main(["gate", "--no-record", "--results", str(results), "--policy", str(tmp_path / "policy.yaml")])
+    assert rc == 1, capsys.readouterr()
+
+
+def test_promptfoo_nan_score_gates_as_bad_input(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    text = json.dumps(promptfoo_doc(_rows())).replace('"score": 1.0', '"score": NaN', 1)
+    results = tmp_path / "r.results.json"
+    results.write_text(text)
+    (tmp_path / "policy.yaml").write_text(FLOOR)
+    rc = main(["gate", "--no-record", "--results", str(results), "--policy", str(tmp_path / "policy.yaml")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        next(line for line in err.splitlines() if "r.results.json: results.results[0].score" in line)]
+
+
+def test_promptfoo_threshold_explains_a_failed_assertion_in_a_passed_test(tmp_path):
+    rows = _rows()
+    rows[0]["testCase"]["threshold"] = 0.5
+    rows[0]["testCase"]["assert"].append({"type": "contains", "value": "y"})
+    comps = rows[0]["gradingResult"]["componentResults"]
+    comps.append({"pass": False, "score": 0.0, "reason": "missing y", "assertion": {"type": "contains", "value": "y"}})
+    rows[0]["gradingResult"]["score"] = rows[0]["score"] = 0.5
+    df = import_results([_write_pf(tmp_path, rows, "json")]).filter(pl.col("case_id") == "q1")
+    assert df.select("scorer", "outcome").rows() == [("kw", "pass"), ("contains", "fail")]
+
+
+def test_promptfoo_assert_set_children_do_not_contradict_their_passing_set(tmp_path):
+    rows = _rows()
+    child_ok = {"pass": True, "score": 1.0, "reason": "ok", "assertion": {"type": "contains", "value": "a"}}
+    child_bad = {"pass": False, "score": 0.0, "reason": "no b", "assertion": {"type": "contains", "value": "b"}}
+    parent = {"pass": True, "score": 0.5, "reason": "set passed", "componentResults": [child_ok, child_bad],
+              "assertion": {"type": "assert-set", "threshold": 0.5}}
+    rows[0]["gradingResult"]["componentResults"] = [parent, child_ok, child_bad]
+    rows[0]["gradingResult"]["score"] = rows[0]["score"] = 0.5
+    df = import_results([_write_pf(tmp_path, rows, "json")]).filter(pl.col("case_id") == "q1")
+    assert df["outcome"].to_list() == ["pass", "pass", "fail"]
+
+
+def test_promptfoo_no_output_row_stays_a_failure(tmp_path):
+    """promptfoo writes success false, failureReason 0 and error "No output" (no grading) when a provider
+    returns nothing: that is stated consistently, so it is a fail, not a contradiction."""
+    rows = _rows()
+    rows[1].update(success=False, failureReason=0, error="No output", score=0, gradingResult=None)
+    df = import_results([_write_pf(tmp_path, rows, "json")]).filter(pl.col("case_id") == "q2")
+    assert df["outcome"].to_list() == ["fail"]
+
+
+# ---- Promptfoo CSV ----
+
+CSV_HEAD = "Description,question,[mock] {{question}},Status,Score,Named Scores,Metric: kw,Grader Reason,Comment\n"
+
+
+@pytest.mark.parametrize(("line", "field"), [
+    ('q1,a,out,PASS,NaN,"{""kw"":1}",1.00,ok,\n', "Score"),
+    ('q1,a,out,PASS,inf,"{""kw"":1}",1.00,ok,\n', "Score"),
+    ('q1,a,out,maybe,1.00,"{""kw"":1}",1.00,ok,\n', "Status"),
+    ('q1,a,out,true,1.00,"{""kw"":1}",1.00,ok,\n', "Status"),
+    ('q1,a,out,PASS,1.00,"{""kw"":1}",NaN,ok,\n', "Metric: kw"),
+    ('q1,a,out,PASS,1.00,"{""kw"":NaN}",1.00,ok,\n', "Named Scores"),
+    ('q1,a,out,PASS,1.00,"not json",1.00,ok,\n', "Named Scores"),
+])
+def test_promptfoo_csv_stated_fields_are_checked(tmp_path, line, field):
+    path = tmp_path / "r.results.csv"
+    path.write_text(CSV_HEAD + line)
+    with pytest.raises(InputError) as err:
+        import_results([path])
+    assert path.name in str(err.value) and field in str(err.value), str(err.value)
+
+
+def test_promptfoo_csv_good_rows_import(tmp_path):
+    path = tmp_path / "r.results.csv"
+    path.write_text(CSV_HEAD + 'q1,a,out,PASS,1.00,"{""kw"":1}",1.00,ok,\nq2,b,,ERROR,0.00,{},,,\n'
+                    'q3,c,out,FAIL,0.00,"{""kw"":0}",0.00,no,\n')
+    df = import_results([path])
+    assert df.select("case_id", "outcome").rows() == [("q1", "pass"), ("q2", "error"), ("q3", "fail")]
