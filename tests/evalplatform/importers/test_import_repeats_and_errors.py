@@ -100,8 +100,9 @@ def test_deepeval_iterator_errored_trace_and_metric_error(tmp_path):
                          deepeval_case("q3#0", [judge_failed])],
            "conversationalTestCases": [], "metricsScores": [], "testPassed": 1, "testFailed": 3}
     df = import_results([write_json(tmp_path / "test_run_20261122_212108.json", doc)])
-    assert df.select("case_id", "outcome").rows() == [
-        ("q0#0", "pass"), ("q1#0", "fail"), ("q2#0", "error"), ("q3#0", "error")]
+    # evals_iterator names every golden `name#0`: the suffix is the repeat, the stem the case id.
+    assert df.select("case_id", "repeat", "outcome").rows() == [
+        ("q0", 0, "pass"), ("q1", 0, "fail"), ("q2", 0, "error"), ("q3", 0, "error")]
     assert df["error"][2] == "RateLimitError: Error code: 429 - slow down"
     assert df["error"][3] == "judge timed out"
     assert df["threshold"].to_list() == [1.0] * 4

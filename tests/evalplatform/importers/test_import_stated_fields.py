@@ -215,3 +215,101 @@ def test_promptfoo_csv_good_rows_import(tmp_path):
                     'q3,c,out,FAIL,0.00,"{""kw"":0}",0.00,no,\n')
     df = import_results([path])
     assert df.select("case_id", "outcome").rows() == [("q1", "pass"), ("q2", "error"), ("q3", "fail")]
+
+
+# ---- DeepEval ----
+
+OK_METRIC = {"name": "M", "threshold": 0.5, "success": True, "score": 0.9, "reason": "fine"}
+
+
+def _deepeval(tmp_path: Path, cases: list[dict]) -> Path:
+    return write_json(tmp_path / "test_run_20261122_212108.json", {"testCases": cases})
+
+
+@pytest.mark.parametrize(("mutate", "field"), [
+    (lambda c: c["metricsData"][0].update(success="maybe"), "testCases[0].metricsData[0].success"),
+    (lambda c: c["metricsData"][0].update(score=float("nan")), "testCases[0].metricsData[0].score"),
+    (lambda c: c["metricsData"][0].update(score=True), "testCases[0].metricsData[0].score"),
+    (lambda c: c["metricsData"][0].update(threshold=float("inf")), "testCases[0].metricsData[0].threshold"),
+    (lambda c: c.update(success="yes"), "testCases[0].success"),
+])
+def test_deepeval_wrongly_typed_or_non_finite_field_is_bad_input(tmp_path, mutate, field):
+    case = deepeval_case("a", [dict(OK_METRIC)])
+    mutate(case)
+    path = _deepeval(tmp_path, [case])
+    with pytest.raises(InputError) as err:
+        import_results([path])
+    assert path.name in str(err.value) and field in str(err.value), str(err.value)
+
+
+def test_deepeval_case_verdict_contradicting_its_metrics_is_an_error(tmp_path):
+    passed_but_metric_failed = deepeval_case("a", [dict(OK_METRIC, success=False, score=0.1)])
+    passed_but_metric_failed["success"] = True
+    failed_but_metrics_passed = deepeval_case("b", [dict(OK_METRIC)])
+    failed_but_metrics_passed["success"] = False
+    df = import_results([_deepeval(tmp_path, [passed_but_metric_failed, failed_but_metrics_passed,
+                                              deepeval_case("c", [dict(OK_METRIC)])])])
+    assert df.select("case_id", "outcome").rows() == [("a", "error"), ("b", "error"), ("c", "pass")]
+    assert all("contradicts" in e for e in df["error"][:2])
+
+
+def _failed_call(name: str, **where) -> dict:
+    """evaluate() mode: the user's code caught the provider error; the metric then simply failed."""
+    case = deepeval_case(name, [dict(OK_METRIC, success=False, score=0.0, reason="keyword not in output")])
+    case["actualOutput"] = ""
+    case["metadata"] = {"case_id": name, "provider_error": None, **where}
+    return case
+
+
+@pytest.mark.parametrize(("case", "text"), [
+    (_failed_call("a", provider_error="RateLimitError: Error code: 429 - slow down"), "RateLimitError: Error code: 429"),
+    (_failed_call("a", exception="TimeoutError: read timed out"), "TimeoutError: read timed out"),
+    (_failed_call("a", call={"errorMessage": "APIError: 500"}), "APIError: 500"),
+])
+def test_deepeval_failed_model_call_is_an_error_not_a_fail(tmp_path, case, text):
+    df = import_results([_deepeval(tmp_path, [case, deepeval_case("b", [dict(OK_METRIC)])])])
+    row = df.filter(pl.col("case_id") == "a").row(0, named=True)
+    assert row["outcome"] == "error" and row["score"] is None
+    assert text in row["error"]
+
+
+def test_deepeval_metric_error_with_empty_output_is_an_error(tmp_path):
+    case = deepeval_case("a", [{"name": "M", "threshold": 0.5, "success": False, "error": "judge: 503 overloaded"}])
+    case["actualOutput"] = ""
+    row = import_results([_deepeval(tmp_path, [case])]).row(0, named=True)
+    assert (row["outcome"], row["error"]) == ("error", "judge: 503 overloaded")
+
+
+def test_deepeval_fifteen_percent_failed_calls_block_an_error_rate_rule(tmp_path, monkeypatch, capsys):
+    """The issue's numbers: 15% of cases had their model call fail; an error-rate rule must see them."""
+    monkeypatch.chdir(tmp_path)
+    cases = [deepeval_case(f"q{i:03d}", [dict(OK_METRIC)]) for i in range(85)]
+    cases += [_failed_call(f"q{i:03d}", provider_error="RateLimitError: 429") for i in range(85, 100)]
+    path = _deepeval(tmp_path, cases)
+    (tmp_path / "policy.yaml").write_text("rules:\n  - {id: errors, metric: error_rate, bound: {max: 0.05}}\n")
+    assert main(["gate", "--no-record", "--results", str(path), "--policy", str(tmp_path / "policy.yaml")]) == 1
+    capsys.readouterr()
+
+
+def test_deepeval_empty_output_without_a_recorded_error_stays_a_fail(tmp_path):
+    case = _failed_call("a")
+    assert import_results([_deepeval(tmp_path, [case])])["outcome"].to_list() == ["fail"]
+
+
+def test_deepeval_name_suffix_is_the_repeat(tmp_path):
+    """`name#k` is how DeepEval users number repeats (DeepEval has none); two repeats of one case align by id."""
+    def rep(name: str, k: int, ok: bool) -> dict:
+        c = deepeval_case(f"{name}#{k}", [dict(OK_METRIC, success=ok, score=0.9 if ok else 0.1)])
+        c["input"] = f"in {name}"
+        return c
+    cases = [rep("q0", 0, True), rep("q1", 0, False), rep("q0", 1, False), rep("q1", 1, True)]
+    df = import_results([_deepeval(tmp_path, cases)]).sort("case_id", "repeat")
+    assert df.select("case_id", "repeat", "outcome").rows() == [
+        ("q0", 0, "pass"), ("q0", 1, "fail"), ("q1", 0, "fail"), ("q1", 1, "pass")]
+
+
+def test_deepeval_hash_in_a_name_is_kept_when_it_is_not_a_repeat(tmp_path):
+    # Different content under one stem: these are different cases that happen to have numbers in their names.
+    cases = [deepeval_case("issue#1", [dict(OK_METRIC)]), deepeval_case("issue#2", [dict(OK_METRIC)])]
+    df = import_results([_deepeval(tmp_path, cases)])
+    assert df.select("case_id", "repeat").rows() == [("issue#1", 0), ("issue#2", 0)]
