@@ -1,4 +1,11 @@
-"""Plain JSONL / CSV / Parquet result tables, mapped column by column onto the canonical table."""
+"""Plain JSONL / CSV / Parquet result tables, mapped column by column onto the canonical table.
+
+Every mapped column is type-checked by name and a bad value is bad input (InputError, exit 2, naming the file
+and the column): an outcome outside the known spellings, a score or threshold that is NaN, infinite or outside
+[0, 1], a latency or cost that is NaN or infinite, a count or flag of the wrong type. Outcome and score are
+not cross-checked against a threshold: tools disagree on which side of it passes (DeepEval's lower-is-better
+metrics), so the stated outcome stands.
+"""
 
 from __future__ import annotations
 
@@ -81,6 +88,9 @@ def to_canonical(src: pl.DataFrame, mapping: dict[str, str] | None, path: Path, 
     for name in ("score", "threshold"):
         if name in df.columns:
             _check_unit(df[name], name, mapping[name], path)
+    for name in ("latency_ms", "served_ms", "cost_usd"):
+        if name in df.columns:
+            _check_finite(df[name], name, mapping[name], path)
     if "tags" in df.columns and df.schema["tags"] == pl.Utf8:
         df = df.with_columns(pl.col("tags").str.split(",").list.eval(pl.element().str.strip_chars()))
     if "scorer" not in df.columns:
@@ -122,6 +132,14 @@ def _typed(col: pl.Series, name: str, source: str, path: Path) -> pl.Series:
     if bad.any():
         raise InputError(path, f"{name} <- {source!r}", f"value {col.filter(bad)[0]!r} is not a valid {dtype}")
     return converted.alias(name)
+
+
+def _check_finite(col: pl.Series, name: str, source: str, path: Path) -> None:
+    values = col.drop_nulls()
+    bad = values.is_nan() | values.is_infinite()
+    if bad.any():
+        raise InputError(path, f"{name} <- {source!r}", f"value {values.filter(bad)[0]!r} is NaN or infinite",
+                         "fix the producing tool's output")
 
 
 def _check_unit(col: pl.Series, name: str, source: str, path: Path) -> None:

@@ -313,3 +313,87 @@ def test_deepeval_hash_in_a_name_is_kept_when_it_is_not_a_repeat(tmp_path):
     cases = [deepeval_case("issue#1", [dict(OK_METRIC)]), deepeval_case("issue#2", [dict(OK_METRIC)])]
     df = import_results([_deepeval(tmp_path, cases)])
     assert df.select("case_id", "repeat").rows() == [("issue#1", 0), ("issue#2", 0)]
+
+
+# ---- Inspect ----
+
+def _inspect(tmp_path: Path, sample: dict) -> Path:
+    return write_json(tmp_path / "r.log.json", inspect_log([sample, inspect_sample("b", 1, "C")]))
+
+
+@pytest.mark.parametrize(("mutate", "field"), [
+    (lambda s: s["scores"]["includes"].update(value=float("nan")), "samples[0].scores.includes.value"),
+    (lambda s: s["scores"]["includes"].update(value="Infinity"), "samples[0].scores.includes.value"),
+    (lambda s: s["scores"]["includes"].update(value=[1]), "samples[0].scores.includes.value"),
+    (lambda s: s["output"]["usage"].update(input_tokens=-4), "samples[0].output.usage.input_tokens"),
+    (lambda s: s["output"]["usage"].update(output_tokens=2.5), "samples[0].output.usage.output_tokens"),
+    (lambda s: s["output"].update(time=float("inf")), "samples[0].output.time"),
+])
+def test_inspect_wrongly_typed_or_non_finite_field_is_bad_input(tmp_path, mutate, field):
+    sample = inspect_sample("a", 1, "C")
+    mutate(sample)
+    path = _inspect(tmp_path, sample)
+    with pytest.raises(InputError) as err:
+        import_results([path])
+    assert path.name in str(err.value) and field in str(err.value), str(err.value)
+
+
+def test_inspect_error_object_without_message_is_still_an_error(tmp_path):
+    sample = inspect_sample("a", 1, "C")
+    sample["error"] = {}
+    df = import_results([_inspect(tmp_path, sample)])
+    assert df.filter(pl.col("case_id") == "a")["outcome"].to_list() == ["error"]
+
+
+# ---- JUnit ----
+
+def _junit(tmp_path: Path, body: str, suite_attrs: str = "") -> Path:
+    path = tmp_path / "r.junit.xml"
+    path.write_text(f'<?xml version="1.0"?><testsuites><testsuite name="s" {suite_attrs}>{body}'
+                    "</testsuite></testsuites>")
+    return path
+
+
+@pytest.mark.parametrize(("body", "attrs", "field"), [
+    ('<testcase name="a" time="NaN"/>', "", "testcase@time"),
+    ('<testcase name="a" time="inf"/>', "", "testcase@time"),
+    ('<testcase name="a" time="-1"/>', "", "testcase@time"),
+    ('<testcase name="a"/>', 'failures="many"', "testsuite@failures"),
+    ('<testcase name="a"/>', 'errors="-1"', "testsuite@errors"),
+])
+def test_junit_wrongly_typed_or_non_finite_attribute_is_bad_input(tmp_path, body, attrs, field):
+    path = _junit(tmp_path, body, attrs)
+    with pytest.raises(InputError) as err:
+        import_results([path])
+    assert path.name in str(err.value) and field in str(err.value), str(err.value)
+
+
+def test_junit_suite_stating_more_failures_than_its_testcases_show_is_incomplete(tmp_path):
+    path = _junit(tmp_path, '<testcase name="a"/><testcase name="b"/>', 'tests="3" failures="1" errors="1"')
+    out = load_results_for(path)
+    assert out.frame["outcome"].to_list() == ["pass", "pass"]
+    assert len(out.warnings) == 1 and "states 1 failure(s) and 1 error(s)" in out.warnings[0]
+    assert path.name in out.warnings[0]
+
+
+def test_junit_counts_that_agree_give_no_warning(tmp_path):
+    path = _junit(tmp_path, '<testcase name="a"/><testcase name="b"><failure message="x"/></testcase>',
+                  'tests="2" failures="1" errors="0"')
+    assert load_results_for(path).warnings == []
+
+
+def load_results_for(path: Path):
+    from evalplatform.importers import load_results
+
+    return load_results([path])
+
+
+# ---- generic tables ----
+
+@pytest.mark.parametrize(("column", "value"), [("latency_ms", "NaN"), ("cost_usd", "inf"), ("served_ms", "-inf")])
+def test_generic_non_finite_measurements_are_bad_input(tmp_path, column, value):
+    path = tmp_path / "r.csv"
+    path.write_text(f"case_id,outcome,{column}\na,pass,{value}\n")
+    with pytest.raises(InputError) as err:
+        import_results([path])
+    assert path.name in str(err.value) and column in str(err.value), str(err.value)
