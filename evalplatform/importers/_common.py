@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import math
+import os
 import re
+import stat
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import polars as pl
 
@@ -16,6 +20,8 @@ from evalplatform.errors import InputError
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 BOM = b"\xef\xbb\xbf"
+GZIP_MAGIC = b"\x1f\x8b"
+GZIP_ENDING = ".gz"
 
 # Spellings other tools and hand-written files use for the four canonical outcomes.
 OUTCOME_ALIASES: dict[str, str] = {
@@ -44,13 +50,15 @@ class Parsed:
 
 
 def check_size(path: Path, max_bytes: int) -> int:
-    """Fail before reading a file that is missing, empty or too large."""
+    """Fail before reading a file that is missing, not a regular file, empty or too large (never opens it)."""
     try:
-        size = path.stat().st_size
+        st = os.stat(path)
     except FileNotFoundError:
         raise InputError(path, None, "file not found", "check the path") from None
     except OSError as exc:
         raise InputError(path, None, f"cannot read file: {exc.strerror}") from None
+    _check_kind(path, st.st_mode)
+    size = st.st_size
     if size == 0:
         raise InputError(path, None, "file is empty", "pass the result file the tool wrote")
     if size > max_bytes:
@@ -61,9 +69,101 @@ def check_size(path: Path, max_bytes: int) -> int:
     return size
 
 
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def _check_kind(path: Path, mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    fix = "pass the result files inside it" if stat.S_ISDIR(mode) else "write the results to a file and pass that"
+    raise InputError(path, None, f"is {kind}, not a result file", fix)
+
+
+def open_file(path: Path) -> BinaryIO:
+    """Open a checked path for reading; O_NONBLOCK so a FIFO swapped in after the check cannot hang us."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise InputError(path, None, "file not found", "check the path") from None
+    except IsADirectoryError:
+        raise InputError(path, None, "is a directory, not a result file", "pass the result files inside it") from None
+    except OSError as exc:
+        raise InputError(path, None, f"cannot read file: {exc.strerror}") from None
+    try:
+        _check_kind(path, os.fstat(fd).st_mode)
+    except InputError:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def is_gzip_name(path: Path) -> bool:
+    return path.name.lower().endswith(GZIP_ENDING)
+
+
+def logical_name(path: Path) -> str:
+    """The lower-case file name that says the format: `r.results.json.gz` reads as `r.results.json`."""
+    name = path.name.lower()
+    return name[: -len(GZIP_ENDING)] if name.endswith(GZIP_ENDING) else name
+
+
+def _gzip_problem(path: Path, head: bytes) -> None:
+    """Refuse a file whose name and content disagree about gzip, in words that say gzip."""
+    if is_gzip_name(path) and not head.startswith(GZIP_MAGIC):
+        raise InputError(path, None, "not gzip data, although the name ends in .gz",
+                         "compress it with gzip, or drop the .gz from its name")
+    if not is_gzip_name(path) and head.startswith(GZIP_MAGIC):
+        raise InputError(path, None, "file is gzip-compressed but its name does not end in .gz",
+                         f"rename it to {path.name}.gz")
+
+
+def _gunzip(fh: BinaryIO, path: Path, limit: int) -> bytes:
+    """Decompress up to `limit` bytes; a stream that expands further is refused without inflating the rest."""
+    out = bytearray()
+    try:
+        with gzip.GzipFile(fileobj=fh, mode="rb") as gz:
+            while len(out) <= limit:
+                chunk = gz.read(min(1 << 20, limit + 1 - len(out)))
+                if not chunk:
+                    break
+                out += chunk
+    except EOFError:
+        raise InputError(path, None, "truncated gzip: the compressed stream ends early",
+                         "the file was cut short; re-copy or re-compress it") from None
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise InputError(path, None, f"corrupt gzip data ({exc})", "re-copy or re-compress the file") from None
+    return bytes(out)
+
+
 def read_bytes(path: Path, max_bytes: int) -> bytes:
+    """The file's content (decompressed when its name ends in .gz), at most max_bytes of it."""
     check_size(path, max_bytes)
-    return path.read_bytes()
+    with open_file(path) as fh:
+        head = fh.read(len(GZIP_MAGIC))
+        _gzip_problem(path, head)
+        fh.seek(0)
+        if is_gzip_name(path):
+            data = _gunzip(fh, path, max_bytes)
+            if len(data) > max_bytes:
+                raise InputError(path, None, f"decompresses to more than {max_bytes} bytes, above the import "
+                                 "limit", "raise max_bytes if the file is trusted")
+            return data
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:  # it grew after the size check
+        raise InputError(path, None, f"file is above the import limit of {max_bytes} bytes",
+                         "raise max_bytes if the file is trusted")
+    return data
+
+
+def read_head(path: Path, n: int) -> bytes:
+    """The first n bytes of the content (decompressed for .gz), for telling formats apart."""
+    with open_file(path) as fh:
+        head = fh.read(len(GZIP_MAGIC))
+        _gzip_problem(path, head)
+        fh.seek(0)
+        return _gunzip(fh, path, n)[:n] if is_gzip_name(path) else fh.read(n)
 
 
 def decode(data: bytes, path: Path) -> str:

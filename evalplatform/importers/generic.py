@@ -19,8 +19,10 @@ from evalplatform.importers._common import (
     OUTCOME_ALIASES,
     Parsed,
     check_size,
+    is_gzip_name,
     parse_jsonl,
     read_bytes,
+    read_head,
     read_text,
     decode,
 )
@@ -55,8 +57,13 @@ def read_jsonl(path: Path, opts: Options) -> pl.DataFrame:
 
 def read_parquet(path: Path, opts: Options) -> pl.DataFrame:
     check_size(path, opts.max_bytes)
+    if is_gzip_name(path):
+        source = io.BytesIO(read_bytes(path, opts.max_bytes))
+    else:
+        read_head(path, 4)  # refuses gzip content under a plain name, in words that say gzip
+        source = path
     try:
-        return pl.read_parquet(path)
+        return pl.read_parquet(source)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise InputError(path, None, f"not a readable Parquet file ({str(exc).splitlines()[0]})",
                          "the file may be truncated") from None

@@ -10,6 +10,7 @@ A run that did not end with status success is imported with a warning naming the
 
 from __future__ import annotations
 
+import io
 import re
 import zipfile
 from pathlib import Path
@@ -23,8 +24,12 @@ from evalplatform.importers._common import (
     clip_score,
     count,
     decode,
+    is_gzip_name,
     number,
+    open_file,
     parse_json,
+    read_bytes,
+    read_head,
     read_text,
     require,
     stable_hash,
@@ -50,8 +55,10 @@ def load_json(path: Path, opts: Options) -> Parsed:
 
 def load_eval(path: Path, opts: Options) -> Parsed:
     check_size(path, opts.max_bytes)
+    # A gzipped archive is inflated (under the cap) first; a plain one is read in place by zipfile.
+    source = io.BytesIO(read_bytes(path, opts.max_bytes)) if is_gzip_name(path) else _plain(path)
     try:
-        with zipfile.ZipFile(path) as zf:
+        with source, zipfile.ZipFile(source) as zf:
             infos = zf.infolist()
             # The archive is small on disk; what it expands to is what costs memory.
             expanded = sum(i.file_size for i in infos)
@@ -73,6 +80,11 @@ def load_eval(path: Path, opts: Options) -> Parsed:
     except zipfile.BadZipFile:
         raise InputError(path, None, "not a readable zip archive (.eval)", "the file may be truncated") from None
     return convert(doc, samples, path)
+
+
+def _plain(path: Path):
+    read_head(path, 4)  # refuses gzip content under a plain name, in words that say gzip
+    return open_file(path)
 
 
 def _member_json(zf: zipfile.ZipFile, name: str, path: Path, opts: Options) -> Any:
