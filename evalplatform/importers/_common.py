@@ -185,9 +185,31 @@ def read_text(path: Path, max_bytes: int) -> str:
     return decode(read_bytes(path, max_bytes), path)
 
 
+# A \uD800-\uDFFF escape in JSON text; only then can a parsed string hold a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _replace_surrogates(obj: Any) -> Any:
+    """Lone surrogates (a JavaScript tool cut an emoji in half) become U+FFFD: text must be valid Unicode
+    to reach the result table; valid pairs were already joined by the JSON parser."""
+    if isinstance(obj, str):
+        return _LONE_SURROGATE.sub("\ufffd", obj)
+    if isinstance(obj, list):
+        return [_replace_surrogates(v) for v in obj]
+    if isinstance(obj, dict):
+        return {_replace_surrogates(k): _replace_surrogates(v) for k, v in obj.items()}
+    return obj
+
+
+def _loads(text: str) -> Any:
+    doc = json.loads(text)
+    return _replace_surrogates(doc) if _SURROGATE_ESCAPE.search(text) else doc
+
+
 def parse_json(text: str, path: Path, where: str | None = None) -> Any:
     try:
-        return json.loads(text)
+        return _loads(text)
     except json.JSONDecodeError as exc:
         at = f"line {exc.lineno} column {exc.colno}"
         if where:
@@ -203,12 +225,14 @@ def parse_jsonl(text: str, path: Path) -> list[Any]:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            records.append(_loads(line))
         except json.JSONDecodeError as exc:
             raise InputError(
                 path, f"line {lineno} column {exc.colno}", f"malformed JSON ({exc.msg})",
                 "the file may be truncated; re-export it",
             ) from None
+        except RecursionError:
+            raise InputError(path, f"line {lineno}", "JSON nested too deeply") from None
     return records
 
 

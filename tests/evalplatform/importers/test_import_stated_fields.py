@@ -397,3 +397,19 @@ def test_generic_non_finite_measurements_are_bad_input(tmp_path, column, value):
     with pytest.raises(InputError) as err:
         import_results([path])
     assert path.name in str(err.value) and column in str(err.value), str(err.value)
+
+
+def test_lone_surrogates_in_json_text_are_replaced_not_a_crash(tmp_path, monkeypatch, capsys):
+    """JavaScript tools cut strings by UTF-16 unit, so an emoji halved into a lone \\ud83d reaches the JSON;
+    the text imports with U+FFFD in its place (the frame and the history hold UTF-8 only)."""
+    rows = [promptfoo_row("q1", {"q": "a"}, passed=True, test_idx=0),
+            promptfoo_row("q2", {"q": "b"}, passed=None, test_idx=1, error="boom \ud83d")]
+    rows[0]["gradingResult"]["componentResults"][0]["reason"] = "ok \ude00"
+    path = write_json(tmp_path / "r.results.json", promptfoo_doc(rows))
+    assert "\\ud83d" in path.read_text()
+    df = import_results([path]).sort("case_id")
+    assert df["error"][1] == "boom \ufffd" and df["explanation"][0] == "ok \ufffd"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "policy.yaml").write_text(FLOOR)
+    assert main(["gate", "--no-record", "--results", str(path), "--policy", "policy.yaml"]) == 1
+    assert "internal failure" not in capsys.readouterr().err
