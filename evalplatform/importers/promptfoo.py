@@ -180,7 +180,8 @@ def _stated(r: dict, path: Path, at: str) -> _Stated:
         cat = f"{at}.gradingResult.componentResults[{j}]"
         require(comp, dict, path, cat, "an object")
         if flag(comp.get("pass"), path, f"{cat}.pass") is None:
-            raise InputError(path, f"{cat}.pass", "expected true or false, found None", "fix the producing tool's output")
+            raise InputError(path, f"{cat}.pass", "expected true or false, found None",
+                             "fix the producing tool's output")
         number(comp.get("score"), path, f"{cat}.score")
         checked.append(comp)
     return _Stated(

@@ -64,7 +64,8 @@ def _check_stated(src: pl.DataFrame, path: Path) -> None:
             try:
                 scores = json.loads(raw)
             except json.JSONDecodeError:
-                raise InputError(path, where, "expected a JSON object of scores", "fix the producing tool's output") from None
+                raise InputError(path, where, "expected a JSON object of scores",
+                                 "fix the producing tool's output") from None
             if not isinstance(scores, dict):
                 raise InputError(path, where, "expected a JSON object of scores", "fix the producing tool's output")
             for name, value in scores.items():

@@ -129,8 +129,9 @@ def render_markdown(decision: Decision) -> str:
     lines += ["| rule | severity | outcome | estimate | bounds | threshold | n | reason |",
               "|---|---|---|---:|---|---|---:|---|"]
     for r in decision.rules:
-        lines.append(f"| {_code(r.rule_id)} | {_md(r.severity)} | {_md(_mark(r))} | {_num(r.numbers.get('estimate'))} | "
-                     f"{_md(_bounds(r))} | {_md(_threshold(r))} | {_md(_num(r.numbers.get('n')))} | {_md(r.reason)} |")
+        lines.append(f"| {_code(r.rule_id)} | {_md(r.severity)} | {_md(_mark(r))} | "
+                     f"{_num(r.numbers.get('estimate'))} | {_md(_bounds(r))} | {_md(_threshold(r))} | "
+                     f"{_md(_num(r.numbers.get('n')))} | {_md(r.reason)} |")
     if decision.warnings:
         lines += ["", "Warnings:", *[f"- {_md(w)}" for w in decision.warnings]]
     return "\n".join(lines) + "\n"
@@ -171,3 +172,37 @@ def render_junit(decision: Decision) -> str:
 
 def render_json(decision: Decision, extra: dict[str, Any] | None = None) -> str:
     return json.dumps({**decision.to_dict(), **(extra or {})}, indent=2, sort_keys=True, default=str) + "\n"
+
+
+# Why a command that was asked for reports ended without a decision, in the words of its exit code.
+FAILURE_KINDS = {2: "bad input", 3: "infrastructure failure"}
+
+
+def _failure_kind(code: int) -> str:
+    return FAILURE_KINDS.get(code, "failure")
+
+
+def render_failure_markdown(code: int, message: str, command: str) -> str:
+    """The PR comment for a command that stopped before a decision (exit 2 or 3)."""
+    return (f"### Gate: **ERROR** (exit {code}: {_failure_kind(code)})\n\n"
+            f"`evalplatform {_plain(command)}` stopped before reaching a decision:\n\n"
+            f"> {_md(message)}\n\nNothing was judged; fix the error and run again.\n")
+
+
+def render_failure_junit(code: int, message: str, command: str) -> str:
+    """One failing testcase, so CI shows the run red with the reason."""
+    kind = _failure_kind(code)
+    suite = ET.Element("testsuite", name=f"evalplatform {_xml(command)}", tests="1", failures="1", errors="0",
+                       skipped="0")
+    case = ET.SubElement(suite, "testcase", classname=f"evalplatform.{_xml(command)}", name="decision")
+    node = ET.SubElement(case, "failure", message=_xml(f"exit {code} ({kind}): {message}"), type=kind)
+    node.text = _xml(message)
+    root = ET.Element("testsuites", name=f"evalplatform {_xml(command)}", tests="1", failures="1")
+    root.append(suite)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def render_failure_json(code: int, message: str, command: str) -> str:
+    return json.dumps({"overall": "ERROR", "exit_code": code, "kind": _failure_kind(code), "error": message,
+                       "command": command, "rules": []}, indent=2, sort_keys=True) + "\n"
