@@ -13,6 +13,9 @@ Every field a result row states about its outcome is checked, then the fields ar
   passes would turn a failed test into a pass); a passed test with a failed top-level assertion, unless the
   test declares a numeric `threshold` (promptfoo then passes on the weighted score), the assertion is
   metric-only, or promptfoo's guardrail rule passed it. Children of an assert-set are judged by their set.
+* `results.stats` (successes/failures/errors) must be whole numbers (else bad input) and match the rows; a
+  mismatch means rows were lost or edited, and the file imports with a warning that blocks the gate unless the
+  policy sets `import_warnings: warn`.
 * A row with failureReason 2 (or, in files without failureReason, an `error` and no grading) is an `error`
   under every scorer the test declared.
 """
@@ -56,7 +59,32 @@ def load_json(path: Path, opts: Options) -> Parsed:
                          "is this a promptfoo `-o results.json` file? choose the format explicitly if not")
     config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
     suite = config.get("description") if isinstance(config.get("description"), str) else None
-    return convert(block["results"], path, "results.results", suite)
+    parsed = convert(block["results"], path, "results.results", suite)
+    note = _stats_disagree(block, path)
+    if note:
+        parsed.warnings.append(note)
+    return parsed
+
+
+def _stats_disagree(block: dict, path: Path) -> str | None:
+    """A warning when `results.stats` (promptfoo's own count) does not match the rows: rows lost or edited."""
+    stats = block.get("stats")
+    if stats is None:
+        return None
+    require(stats, dict, path, "results.stats", "an object")
+    stated = {k: count(stats.get(k), path, f"results.stats.{k}") for k in ("successes", "failures", "errors")}
+    if any(v is None for v in stated.values()):
+        return None
+    rows = [r for r in block["results"] if isinstance(r, dict)]
+    errored = [_errored(r) for r in rows]
+    errors = sum(errored)
+    successes = sum(1 for r, e in zip(rows, errored) if r.get("success") is True and not e)
+    found = {"successes": successes, "failures": len(rows) - successes - errors, "errors": errors}
+    if found == stated:
+        return None
+    return (f"{path}: results.stats says {stated['successes']} passed, {stated['failures']} failed and "
+            f"{stated['errors']} errored, but the file holds {found['successes']}, {found['failures']} and "
+            f"{found['errors']}; results were lost or edited")
 
 
 def load_jsonl(path: Path, opts: Options) -> Parsed:
@@ -195,12 +223,12 @@ def _stated(r: dict, path: Path, at: str) -> _Stated:
     )
 
 
-def _is_error(r: dict, st: _Stated) -> bool:
+def _errored(r: dict) -> bool:
     # `error` also holds the reason of a plain assertion failure (failureReason 1), so it alone is no signal;
     # files without failureReason mark an errored call by an error and no grading.
-    if st.failure_reason is not None:
-        return st.failure_reason == ERROR_REASON
-    return bool(r.get("error")) and st.grading is None
+    if r.get("failureReason") is not None:
+        return r.get("failureReason") == ERROR_REASON
+    return bool(r.get("error")) and r.get("gradingResult") is None
 
 
 def _scorer_names(assertions: list[Any]) -> list[tuple[str, str | None]]:
@@ -219,7 +247,7 @@ def _scorer_names(assertions: list[Any]) -> list[tuple[str, str | None]]:
 def _scorer_rows(r: dict, base: dict, path: Path, at: str, clipped: list[int]) -> list[dict[str, Any]]:
     st = _stated(r, path, at)
     grading = st.grading
-    if _is_error(r, st):
+    if _errored(r):
         # An errored call has no grading; it still counts as an error under every scorer the test declared,
         # so a rule that selects one scorer cannot miss it.
         test = r.get("testCase") if isinstance(r.get("testCase"), dict) else {}

@@ -413,3 +413,27 @@ def test_lone_surrogates_in_json_text_are_replaced_not_a_crash(tmp_path, monkeyp
     (tmp_path / "policy.yaml").write_text(FLOOR)
     assert main(["gate", "--no-record", "--results", str(path), "--policy", "policy.yaml"]) == 1
     assert "internal failure" not in capsys.readouterr().err
+
+
+def test_promptfoo_stats_that_disagree_with_the_rows_warn_and_block(tmp_path, monkeypatch, capsys):
+    """results.stats is the file's own summary; rows missing or edited against it mean the file is not whole."""
+    from evalplatform.importers import load_results
+
+    doc = promptfoo_doc(_rows())
+    assert load_results([write_json(tmp_path / "ok.results.json", doc)]).warnings == []
+    doc["results"]["stats"].update(successes=1, failures=0, errors=1)
+    path = write_json(tmp_path / "r.results.json", doc)
+    warnings = load_results([path]).warnings
+    assert len(warnings) == 1 and "results.stats" in warnings[0] and str(path) in warnings[0]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "policy.yaml").write_text("rules:\n  - {id: floor, metric: pass_rate, bound: {min: 0.1}}\n")
+    assert main(["gate", "--no-record", "--results", str(path), "--policy", "policy.yaml"]) == 1
+    capsys.readouterr()
+
+
+def test_promptfoo_stats_of_the_wrong_type_are_bad_input(tmp_path):
+    doc = promptfoo_doc(_rows())
+    doc["results"]["stats"]["errors"] = "none"
+    path = write_json(tmp_path / "r.results.json", doc)
+    with pytest.raises(InputError, match=r"results\.stats\.errors"):
+        import_results([path])
