@@ -5,11 +5,12 @@ Rules, in the order they apply to a test case:
 * Bad input (InputError, exit 2, naming the file and field): a case `success` or metric `success` that is
   present but not true/false; a metric `score`, `threshold` or case `completionTime` that is not a finite
   number. DeepEval never writes these, so the file is damaged or hand-edited.
-* A failed model call is an `error`, not a `fail`: when the case's `actualOutput` is empty and the file records
-  an error for it anywhere (a metric's `error`, a `metadata` key naming an error or exception such as
-  `provider_error` or `exception`, at any depth, or an ERRORED trace span), every metric row of the case is
-  `error` with that text. DeepEval itself then scores the empty output and reports a plain failure, which would
-  hide the error from an error-rate rule. A metric `error` marks its own row `error` whatever the output.
+* A failed model call is an `error`, not a `fail`: when a single-turn case's `actualOutput` is empty (or
+  absent) and the file records an error for it (a metric's `error`, or a `metadata` key naming an error or
+  exception, such as `provider_error`, `exception` or `errorMessage`, up to four levels deep), every metric row
+  of the case is `error` with that text. DeepEval itself scores the empty output and reports a plain failure,
+  which would hide the error from an error-rate rule. An ERRORED trace (`evals_iterator`) and a metric `error`
+  make rows `error` whatever the output.
 * A metric without a recorded verdict (no `success`) is an `error` ("no verdict").
 * The case's `success` must agree with its metrics (DeepEval passes a case when every metric passed); when it
   does not, every row of the case is `error` naming the contradiction.
@@ -138,7 +139,8 @@ def _case_rows(case: dict, case_id: str, repeat: int, path: Path, at: str, clipp
         outcome = "error" if error else ("pass" if success else "fail")
         rows.append(dict(base, scorer=scorer, outcome=outcome, score=None if error else score,
                          threshold=threshold, explanation=m.get("reason"), error=error))
-    call_error = _failed_call(case, metrics)
+    # Multi-turn cases carry turns, not one actualOutput: the empty-output rule is for single-turn cases.
+    call_error = _failed_call(case, metrics) if at.startswith("testCases") else None
     if call_error:
         return [dict(r, outcome="error", score=None, error=r["error"] or call_error) for r in rows]
     conflict = _contradiction(case_success, rows)
