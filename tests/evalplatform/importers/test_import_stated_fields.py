@@ -437,3 +437,11 @@ def test_promptfoo_stats_of_the_wrong_type_are_bad_input(tmp_path):
     path = write_json(tmp_path / "r.results.json", doc)
     with pytest.raises(InputError, match=r"results\.stats\.errors"):
         import_results([path])
+
+
+def test_deepeval_multi_turn_case_is_not_judged_by_the_empty_output_rule(tmp_path):
+    # Conversational cases have turns, no actualOutput; a metadata note about errors is not a failed call.
+    case = {"name": "conv", "turns": [{"role": "user", "content": "hi"}], "success": True,
+            "metricsData": [dict(OK_METRIC)], "metadata": {"error_analysis": "none found"}}
+    path = write_json(tmp_path / "test_run_1.json", {"testCases": [], "conversationalTestCases": [case]})
+    assert import_results([path])["outcome"].to_list() == ["pass"]
