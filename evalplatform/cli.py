@@ -133,7 +133,8 @@ def _print_summary(project, run_id: str, ui_hint: str | None, args: argparse.Nam
                          history_path=str(project.history_path), ui_hint=ui_hint))
     if args is not None:
         _write_reports(decision, args, {"run_id": run_id, "decision_id": stored["decision_id"]})
-    return EXIT_BLOCKED if decision.blocked else EXIT_PASS
+    # Only an exact PASS exits 0: a new overall value (NO_DATA) must not slip through as success.
+    return EXIT_PASS if decision.overall == "PASS" else EXIT_BLOCKED
 
 
 def _write_reports(decision, args: argparse.Namespace, extra: dict) -> None:
@@ -263,9 +264,24 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_PASS
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, keeping the usage error's text on the SystemExit so failure reports can state it."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        exc = SystemExit(EXIT_INPUT)
+        exc.usage_error = f"{self.prog}: {message}"  # type: ignore[attr-defined]
+        raise exc
+
+
+# The report options of run, ci and gate; a command that ends in exit 2 or 3 rewrites these files.
+REPORT_OPTIONS = {"junit": "--junit", "markdown": "--markdown", "json": "--json"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     _load_plugins()
-    parser = argparse.ArgumentParser(prog="evalplatform", description=__doc__)
+    parser = _Parser(prog="evalplatform", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (configure, _, help_text) in COMMANDS.items():
         configure(sub.add_parser(name, help=help_text))
@@ -319,22 +335,68 @@ def _main(argv: list[str] | None) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: usage errors are bad input
-        return EXIT_INPUT if exc.code not in (0, None) else EXIT_PASS
+        if exc.code in (0, None):
+            return EXIT_PASS
+        usage = getattr(exc, "usage_error", "usage error")
+        _report_failure(_report_paths_of_unparsed(parser, argv), EXIT_INPUT, usage)
+        return EXIT_INPUT
     handler = COMMANDS[args.command][1]
     try:
         return handler(args)
     except EvalPlatformError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        code, message = exc.exit_code, str(exc)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
-        return EXIT_INFRA
+        code, message = EXIT_INFRA, "interrupted"
     except Exception as exc:  # an unexpected failure is infrastructure, reported in one line
-        print(f"error: internal failure: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-              f" (set EVALPLATFORM_DEBUG=1 for the traceback)", file=sys.stderr)
+        message = f"internal failure: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        print(f"error: {message} (set EVALPLATFORM_DEBUG=1 for the traceback)", file=sys.stderr)
+        _report_failure(_report_paths(args), EXIT_INFRA, message)
         if os.environ.get("EVALPLATFORM_DEBUG"):
             raise
         return EXIT_INFRA
+    if code in (EXIT_INPUT, EXIT_INFRA):
+        _report_failure(_report_paths(args), code, message)
+    return code
+
+
+def _report_paths(args: argparse.Namespace) -> dict | None:
+    """The report files the command was asked for, or None when the command writes no reports."""
+    if not hasattr(args, "junit"):  # run, ci and gate have all three options; no other command has --junit
+        return None
+    paths = {name: getattr(args, name, None) for name in REPORT_OPTIONS}
+    return {k: v for k, v in paths.items() if isinstance(v, str)} | {"command": args.command}
+
+
+def _report_paths_of_unparsed(parser: argparse.ArgumentParser, argv: list[str] | None) -> dict | None:
+    """The report options of a command line argparse refused, read leniently (only for a reporting command)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    command = argv[0] if argv else None
+    chosen = sub.choices.get(command) if sub is not None and command else None
+    if chosen is None or not any(set(a.option_strings) & set(REPORT_OPTIONS.values()) for a in chosen._actions):
+        return None
+    lenient = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    for name, flag in REPORT_OPTIONS.items():
+        lenient.add_argument(flag, dest=name)
+    try:
+        known, _ = lenient.parse_known_args(argv[1:])
+    except (argparse.ArgumentError, SystemExit):
+        return None
+    return vars(known) | {"command": command}
+
+
+def _report_failure(paths: dict | None, code: int, message: str) -> None:
+    """Rewrite the asked-for reports to state the failure; a report that cannot be written is a warning,
+    since the error line above is the one that matters."""
+    if paths is None:
+        return
+    from evalplatform.cli_gate import write_failure_reports
+
+    for problem in write_failure_reports(code, message, command=paths["command"], markdown=paths.get("markdown"),
+                                         junit=paths.get("junit"), json_out=paths.get("json")):
+        print(f"warning: {problem}", file=sys.stderr)
 
 
 if __name__ == "__main__":

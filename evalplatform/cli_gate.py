@@ -202,7 +202,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
             [r.to_dict() for r in decision.rules], run_id=history_run)
         print(f"decision {extra['decision_id']} recorded in {store_fn().path}")
     write_reports(decision, markdown=args.markdown, junit=args.junit, json_out=args.json, extra=extra)
-    return EXIT_BLOCKED if decision.blocked else EXIT_PASS
+    # Only an exact PASS exits 0: a new overall value (NO_DATA) must not slip through as success.
+    return EXIT_PASS if decision.overall == "PASS" else EXIT_BLOCKED
 
 
 def add_report_args(p: argparse.ArgumentParser) -> None:
@@ -228,6 +229,30 @@ def write_reports(decision: Any, *, markdown: str | None, junit: str | None, jso
         _write(junit, render_junit(decision))
     if json_out:
         _write(json_out, render_json(decision, extra or {}))
+
+
+def write_failure_reports(code: int, message: str, *, command: str, markdown: str | None, junit: str | None,
+                          json_out: str | None) -> list[str]:
+    """Rewrite the reports a failed command (exit 2 or 3) was asked for so they state the failure, never an
+    earlier PASS. Returns what could not be written: the caller has already reported the real error."""
+    from evalplatform.policy.report import render_failure_json, render_failure_junit, render_failure_markdown
+
+    problems = []
+    targets = [(markdown, render_failure_markdown), (junit, render_failure_junit), (json_out, render_failure_json)]
+    for path, render in targets:
+        if path:
+            try:
+                Path(path).write_text(render(code, message, command), encoding="utf-8")
+            except OSError as exc:
+                problems.append(f"{path}: cannot write the failure report: {exc.strerror}")
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        try:
+            with open(summary, "a", encoding="utf-8") as fh:
+                fh.write(render_failure_markdown(code, message, command))
+        except OSError as exc:
+            problems.append(f"{summary}: cannot append the failure to $GITHUB_STEP_SUMMARY: {exc.strerror}")
+    return problems
 
 
 def _configure_import(p: argparse.ArgumentParser) -> None:

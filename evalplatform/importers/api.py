@@ -12,7 +12,17 @@ import polars as pl
 from evalplatform import results
 from evalplatform.errors import InputError
 from evalplatform.importers import deepeval, generic, inspect_log, junit, promptfoo, promptfoo_csv  # noqa: F401  (register)
-from evalplatform.importers._common import BOM, DEFAULT_MAX_BYTES, Parsed, check_size, check_unique
+from evalplatform.importers._common import (
+    BOM,
+    DEFAULT_MAX_BYTES,
+    GZIP_ENDING,
+    Parsed,
+    check_size,
+    check_unique,
+    logical_name,
+    open_file,
+    read_head,
+)
 from evalplatform.importers.registry import FORMATS, Options
 
 TIER_COST = "external"
@@ -31,11 +41,11 @@ class ImportResult:
 
 
 def detect_format(path: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
-    """The registered format name for a file, from its name ending and its first bytes."""
+    """The registered format name for a file, from its name ending and its first bytes (both after a .gz)."""
     path = Path(path)
     check_size(path, max_bytes)
     head = _head(path)
-    name = path.name.lower()
+    name = logical_name(path)
     candidates = [f for f in FORMATS.values() if any(name.endswith(e) for e in f.extensions)]
     for fmt in sorted(candidates, key=lambda f: f.fallback):
         if fmt.sniff(head):
@@ -46,7 +56,8 @@ def detect_format(path: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> st
             return found
     known = sorted({e for f in FORMATS.values() for e in f.extensions})
     raise InputError(path, "format", "cannot tell which tool wrote this file",
-                     f"pass format= one of {', '.join(sorted(FORMATS))} (known endings: {' '.join(known)})")
+                     f"pass format= one of {', '.join(sorted(FORMATS))} (known endings: {' '.join(known)}, "
+                     f"each optionally followed by {GZIP_ENDING})")
 
 
 def load_results(paths: list[Path] | list[str], fmt: str = "auto", *, mapping: dict | None = None,
@@ -130,8 +141,7 @@ def _check_across_files(df: pl.DataFrame) -> None:
 
 
 def _head(path: Path) -> bytes:
-    with path.open("rb") as fh:
-        head = fh.read(HEAD_BYTES)
+    head = read_head(path, HEAD_BYTES)
     return head[len(BOM):] if head.startswith(BOM) else head
 
 
@@ -152,14 +162,15 @@ def _detect_json_by_keys(path: Path, max_bytes: int) -> str | None:
 
 
 def _hash_file(path: Path, digest) -> None:
-    with path.open("rb") as fh:
+    # The file's own bytes (compressed ones for a .gz): what a user can sha256sum and compare.
+    with open_file(path) as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
 
 
 def _stem(path: Path) -> str:
-    name = path.name
+    name = path.name[: -len(GZIP_ENDING)] if path.name.lower().endswith(GZIP_ENDING) else path.name
     for ending in sorted({e for f in FORMATS.values() for e in f.extensions}, key=len, reverse=True):
         if name.lower().endswith(ending):
             return name[: -len(ending)]
-    return path.stem
+    return Path(name).stem

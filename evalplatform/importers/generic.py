@@ -1,4 +1,11 @@
-"""Plain JSONL / CSV / Parquet result tables, mapped column by column onto the canonical table."""
+"""Plain JSONL / CSV / Parquet result tables, mapped column by column onto the canonical table.
+
+Every mapped column is type-checked by name and a bad value is bad input (InputError, exit 2, naming the file
+and the column): an outcome outside the known spellings, a score or threshold that is NaN, infinite or outside
+[0, 1], a latency or cost that is NaN or infinite, a count or flag of the wrong type. Outcome and score are
+not cross-checked against a threshold: tools disagree on which side of it passes (DeepEval's lower-is-better
+metrics), so the stated outcome stands.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +19,10 @@ from evalplatform.importers._common import (
     OUTCOME_ALIASES,
     Parsed,
     check_size,
+    is_gzip_name,
     parse_jsonl,
     read_bytes,
+    read_head,
     read_text,
     decode,
 )
@@ -48,8 +57,13 @@ def read_jsonl(path: Path, opts: Options) -> pl.DataFrame:
 
 def read_parquet(path: Path, opts: Options) -> pl.DataFrame:
     check_size(path, opts.max_bytes)
+    if is_gzip_name(path):
+        source = io.BytesIO(read_bytes(path, opts.max_bytes))
+    else:
+        read_head(path, 4)  # refuses gzip content under a plain name, in words that say gzip
+        source = path
     try:
-        return pl.read_parquet(path)
+        return pl.read_parquet(source)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise InputError(path, None, f"not a readable Parquet file ({str(exc).splitlines()[0]})",
                          "the file may be truncated") from None
@@ -81,6 +95,9 @@ def to_canonical(src: pl.DataFrame, mapping: dict[str, str] | None, path: Path, 
     for name in ("score", "threshold"):
         if name in df.columns:
             _check_unit(df[name], name, mapping[name], path)
+    for name in ("latency_ms", "served_ms", "cost_usd"):
+        if name in df.columns:
+            _check_finite(df[name], name, mapping[name], path)
     if "tags" in df.columns and df.schema["tags"] == pl.Utf8:
         df = df.with_columns(pl.col("tags").str.split(",").list.eval(pl.element().str.strip_chars()))
     if "scorer" not in df.columns:
@@ -122,6 +139,14 @@ def _typed(col: pl.Series, name: str, source: str, path: Path) -> pl.Series:
     if bad.any():
         raise InputError(path, f"{name} <- {source!r}", f"value {col.filter(bad)[0]!r} is not a valid {dtype}")
     return converted.alias(name)
+
+
+def _check_finite(col: pl.Series, name: str, source: str, path: Path) -> None:
+    values = col.drop_nulls()
+    bad = values.is_nan() | values.is_infinite()
+    if bad.any():
+        raise InputError(path, f"{name} <- {source!r}", f"value {values.filter(bad)[0]!r} is NaN or infinite",
+                         "fix the producing tool's output")
 
 
 def _check_unit(col: pl.Series, name: str, source: str, path: Path) -> None:

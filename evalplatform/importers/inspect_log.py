@@ -1,7 +1,16 @@
-"""Inspect AI eval logs (JSON log or native `.eval` zip archive) -> canonical rows."""
+"""Inspect AI eval logs (JSON log or native `.eval` zip archive) -> canonical rows.
+
+Stated fields: a score `value` that is not C/I/P/N, yes/no/true/false, a boolean or a finite number (or a
+dict of those), a non-finite `output.time`, token counts that are not whole numbers >= 0, and an `epoch` that
+is not a number >= 1 are bad input (InputError, exit 2, naming the file and field): Inspect never writes
+them. A sample with an `error` (any non-empty value, an error object without a message included) is `error`
+under every scorer, whatever scores it also carries. A sample without scores is `error` ("not scored").
+A run that did not end with status success is imported with a warning naming the samples it never logged.
+"""
 
 from __future__ import annotations
 
+import io
 import re
 import zipfile
 from pathlib import Path
@@ -13,9 +22,14 @@ from evalplatform.importers._common import (
     check_size,
     clean_error,
     clip_score,
+    count,
     decode,
+    is_gzip_name,
     number,
+    open_file,
     parse_json,
+    read_bytes,
+    read_head,
     read_text,
     require,
     stable_hash,
@@ -41,8 +55,10 @@ def load_json(path: Path, opts: Options) -> Parsed:
 
 def load_eval(path: Path, opts: Options) -> Parsed:
     check_size(path, opts.max_bytes)
+    # A gzipped archive is inflated (under the cap) first; a plain one is read in place by zipfile.
+    source = io.BytesIO(read_bytes(path, opts.max_bytes)) if is_gzip_name(path) else _plain(path)
     try:
-        with zipfile.ZipFile(path) as zf:
+        with source, zipfile.ZipFile(source) as zf:
             infos = zf.infolist()
             # The archive is small on disk; what it expands to is what costs memory.
             expanded = sum(i.file_size for i in infos)
@@ -64,6 +80,11 @@ def load_eval(path: Path, opts: Options) -> Parsed:
     except zipfile.BadZipFile:
         raise InputError(path, None, "not a readable zip archive (.eval)", "the file may be truncated") from None
     return convert(doc, samples, path)
+
+
+def _plain(path: Path):
+    read_head(path, 4)  # refuses gzip content under a plain name, in words that say gzip
+    return open_file(path)
 
 
 def _member_json(zf: zipfile.ZipFile, name: str, path: Path, opts: Options) -> Any:
@@ -128,14 +149,16 @@ def _sample_rows(sample: dict, case_id: str, repeat: int, declared: list[str], p
         "tags": tags_from_metadata(meta),
         "output_hash": stable_hash(output["completion"]) if output.get("completion") else None,
         "latency_ms": None if (s := number(seconds, path, f"{at}.output.time")) is None else s * 1000.0,
-        "tokens_in": usage.get("input_tokens") if isinstance(usage.get("input_tokens"), int) else None,
-        "tokens_out": usage.get("output_tokens") if isinstance(usage.get("output_tokens"), int) else None,
+        "tokens_in": count(usage.get("input_tokens"), path, f"{at}.output.usage.input_tokens"),
+        "tokens_out": count(usage.get("output_tokens"), path, f"{at}.output.usage.output_tokens"),
     }
     scores = sample.get("scores") or {}
     require(scores, dict, path, f"{at}.scores", "an object")
     error = sample.get("error")
-    if error:
-        text = clean_error(error.get("message") if isinstance(error, dict) else error)
+    # An error object is an error even when it carries no message; only null/false/"" mean "no error".
+    if error is not None and error is not False and error != "":
+        message = error.get("message") if isinstance(error, dict) else error
+        text = clean_error(message) if message else "Inspect recorded an error without a message"
         names = list(scores) or declared or [FALLBACK_SCORER]
         return [dict(base, scorer=n, outcome="error", error=text) for n in names]
     if not scores:

@@ -1,8 +1,29 @@
-"""Promptfoo results (`promptfoo eval -o results.json` / `.jsonl`) -> canonical rows."""
+"""Promptfoo results (`promptfoo eval -o results.json` / `.jsonl`) -> canonical rows.
+
+Every field a result row states about its outcome is checked, then the fields are checked against each other:
+
+* Bad input (InputError, exit 2, naming the file and field): `success`, `gradingResult.pass` or a component's
+  `pass` that is not true/false; `failureReason` other than 0, 1 or 2; `score`, `gradingResult.score`, a
+  component's `score`, `latencyMs` or `cost` that is not a finite number; `gradingResult` that is not an object;
+  `componentResults` that is not a list; token counts that are not whole numbers >= 0. Promptfoo never writes
+  these, so the file is damaged or hand-edited and no verdict in it can be trusted.
+* An `error` case, with the contradiction as its error text, when well-typed fields disagree: `success` against
+  `gradingResult.pass`; `success: true` with failureReason 1 or 2; `score` against `gradingResult.score`; a
+  failed test none of whose assertions failed (its failure belongs to no scorer row, so importing the rows as
+  passes would turn a failed test into a pass); a passed test with a failed top-level assertion, unless the
+  test declares a numeric `threshold` (promptfoo then passes on the weighted score), the assertion is
+  metric-only, or promptfoo's guardrail rule passed it. Children of an assert-set are judged by their set.
+* `results.stats` (successes/failures/errors) must be whole numbers (else bad input) and match the rows; a
+  mismatch means rows were lost or edited, and the file imports with a warning that blocks the gate unless the
+  policy sets `import_warnings: warn`.
+* A row with failureReason 2 (or, in files without failureReason, an `error` and no grading) is an `error`
+  under every scorer the test declared.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -12,6 +33,8 @@ from evalplatform.importers._common import (
     RepeatCounter,
     clean_error,
     clip_score,
+    count,
+    flag,
     number,
     parse_json,
     parse_jsonl,
@@ -36,7 +59,32 @@ def load_json(path: Path, opts: Options) -> Parsed:
                          "is this a promptfoo `-o results.json` file? choose the format explicitly if not")
     config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
     suite = config.get("description") if isinstance(config.get("description"), str) else None
-    return convert(block["results"], path, "results.results", suite)
+    parsed = convert(block["results"], path, "results.results", suite)
+    note = _stats_disagree(block, path)
+    if note:
+        parsed.warnings.append(note)
+    return parsed
+
+
+def _stats_disagree(block: dict, path: Path) -> str | None:
+    """A warning when `results.stats` (promptfoo's own count) does not match the rows: rows lost or edited."""
+    stats = block.get("stats")
+    if stats is None:
+        return None
+    require(stats, dict, path, "results.stats", "an object")
+    stated = {k: count(stats.get(k), path, f"results.stats.{k}") for k in ("successes", "failures", "errors")}
+    if any(v is None for v in stated.values()):
+        return None
+    rows = [r for r in block["results"] if isinstance(r, dict)]
+    errored = [_errored(r) for r in rows]
+    errors = sum(errored)
+    successes = sum(1 for r, e in zip(rows, errored) if r.get("success") is True and not e)
+    found = {"successes": successes, "failures": len(rows) - successes - errors, "errors": errors}
+    if found == stated:
+        return None
+    return (f"{path}: results.stats says {stated['successes']} passed, {stated['failures']} failed and "
+            f"{stated['errors']} errored, but the file holds {found['successes']}, {found['failures']} and "
+            f"{found['errors']}; results were lost or edited")
 
 
 def load_jsonl(path: Path, opts: Options) -> Parsed:
@@ -111,29 +159,76 @@ def _tags(r: dict, several_targets: bool) -> list[str]:
 
 
 def _call_columns(r: dict, path: Path, at: str) -> dict[str, Any]:
-    usage = r.get("tokenUsage") if isinstance(r.get("tokenUsage"), dict) else {}
+    usage = _obj(r, "tokenUsage", path, at)
     response = r.get("response") if isinstance(r.get("response"), dict) else {}
     return {
         "latency_ms": number(r.get("latencyMs", response.get("latencyMs")), path, f"{at}.latencyMs"),
-        "tokens_in": _int(usage.get("prompt")),
-        "tokens_out": _int(usage.get("completion")),
+        "tokens_in": count(usage.get("prompt"), path, f"{at}.tokenUsage.prompt"),
+        "tokens_out": count(usage.get("completion"), path, f"{at}.tokenUsage.completion"),
         "cost_usd": number(r.get("cost"), path, f"{at}.cost"),
         "cache_hit": response.get("cached") if isinstance(response.get("cached"), bool) else None,
         "output_hash": stable_hash(response["output"]) if "output" in response else None,
     }
 
 
-def _int(v: Any) -> int | None:
-    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+def _obj(r: dict, key: str, path: Path, at: str) -> dict:
+    value = r.get(key)
+    if value is None:
+        return {}
+    return require(value, dict, path, f"{at}.{key}", "an object")
 
 
-def _is_error(r: dict) -> bool:
+@dataclass
+class _Stated:
+    """What one result row says about its outcome, each field type-checked."""
+
+    success: bool | None
+    failure_reason: int | None
+    score: float | None
+    grading: dict | None
+    grading_pass: bool | None
+    grading_score: float | None
+    components: list[dict]
+
+
+def _stated(r: dict, path: Path, at: str) -> _Stated:
+    reason = r.get("failureReason")
+    if reason is not None and (isinstance(reason, bool) or reason not in (0, 1, ERROR_REASON)):
+        raise InputError(path, f"{at}.failureReason", f"expected 0, 1 or 2, found {reason!r}",
+                         "fix the producing tool's output")
+    grading = r.get("gradingResult")
+    if grading is not None:
+        require(grading, dict, path, f"{at}.gradingResult", "an object or null")
+    g = grading or {}
+    comps = g.get("componentResults")
+    if comps is not None:
+        require(comps, list, path, f"{at}.gradingResult.componentResults", "a list")
+    checked = []
+    for j, comp in enumerate(comps or []):
+        cat = f"{at}.gradingResult.componentResults[{j}]"
+        require(comp, dict, path, cat, "an object")
+        if flag(comp.get("pass"), path, f"{cat}.pass") is None:
+            raise InputError(path, f"{cat}.pass", "expected true or false, found None",
+                             "fix the producing tool's output")
+        number(comp.get("score"), path, f"{cat}.score")
+        checked.append(comp)
+    return _Stated(
+        success=flag(r.get("success"), path, f"{at}.success"),
+        failure_reason=reason,
+        score=number(r.get("score"), path, f"{at}.score"),
+        grading=grading,
+        grading_pass=flag(g.get("pass"), path, f"{at}.gradingResult.pass"),
+        grading_score=number(g.get("score"), path, f"{at}.gradingResult.score"),
+        components=checked,
+    )
+
+
+def _errored(r: dict) -> bool:
     # `error` also holds the reason of a plain assertion failure (failureReason 1), so it alone is no signal;
     # files without failureReason mark an errored call by an error and no grading.
-    reason = r.get("failureReason")
-    if reason is not None:
-        return reason == ERROR_REASON
-    return bool(r.get("error")) and not isinstance(r.get("gradingResult"), dict)
+    if r.get("failureReason") is not None:
+        return r.get("failureReason") == ERROR_REASON
+    return bool(r.get("error")) and r.get("gradingResult") is None
 
 
 def _scorer_names(assertions: list[Any]) -> list[tuple[str, str | None]]:
@@ -150,8 +245,9 @@ def _scorer_names(assertions: list[Any]) -> list[tuple[str, str | None]]:
 
 
 def _scorer_rows(r: dict, base: dict, path: Path, at: str, clipped: list[int]) -> list[dict[str, Any]]:
-    grading = r.get("gradingResult") if isinstance(r.get("gradingResult"), dict) else None
-    if _is_error(r):
+    st = _stated(r, path, at)
+    grading = st.grading
+    if _errored(r):
         # An errored call has no grading; it still counts as an error under every scorer the test declared,
         # so a rule that selects one scorer cannot miss it.
         test = r.get("testCase") if isinstance(r.get("testCase"), dict) else {}
@@ -159,27 +255,83 @@ def _scorer_rows(r: dict, base: dict, path: Path, at: str, clipped: list[int]) -
         names = _scorer_names(declared) or [(FALLBACK_SCORER, None)]
         text = clean_error(r.get("error")) or "promptfoo reported an error (failureReason 2) without a message"
         return [dict(base, scorer=s, criterion=c, outcome="error", score=None, error=text) for s, c in names]
-    components = grading.get("componentResults") if grading else None
-    if isinstance(components, list) and components:
-        names = _scorer_names([c.get("assertion") if isinstance(c, dict) else None for c in components])
-        rows = []
-        for j, ((scorer, criterion), comp) in enumerate(zip(names, components)):
-            comp = require(comp, dict, path, f"{at}.gradingResult.componentResults[{j}]", "an object")
-            score = number(comp.get("score"), path, f"{at}.gradingResult.componentResults[{j}].score")
-            rows.append(dict(base, scorer=scorer, criterion=criterion,
-                             outcome=_verdict(comp.get("pass"), path, f"{at}.gradingResult.componentResults[{j}].pass"),
-                             score=clip_score(score, clipped), explanation=comp.get("reason")))
-        return rows
-    passed = grading.get("pass") if grading else r.get("success")
-    score = number(r.get("score", grading.get("score") if grading else None), path, f"{at}.score")
-    return [dict(base, scorer=FALLBACK_SCORER, criterion=None, outcome=_verdict(passed, path, f"{at}.success"),
-                 score=clip_score(score, clipped), explanation=grading.get("reason") if grading else None)]
+    if st.components:
+        names = _scorer_names([c.get("assertion") for c in st.components])
+        rows = [dict(base, scorer=scorer, criterion=criterion, outcome="pass" if comp["pass"] else "fail",
+                     score=clip_score(_float(comp.get("score")), clipped), explanation=comp.get("reason"))
+                for (scorer, criterion), comp in zip(names, st.components)]
+    else:
+        passed = st.grading_pass if grading else st.success
+        if passed is None:
+            raise InputError(path, f"{at}.success", "expected true or false, found None",
+                             "fix the producing tool's output")
+        score = st.score if st.score is not None else st.grading_score
+        rows = [dict(base, scorer=FALLBACK_SCORER, criterion=None, outcome="pass" if passed else "fail",
+                     score=clip_score(score, clipped), explanation=grading.get("reason") if grading else None)]
+    conflict = _contradiction(r, st)
+    if conflict:
+        text = f"promptfoo result contradicts itself: {conflict}"
+        return [dict(row, outcome="error", score=None, error=text) for row in rows]
+    return rows
 
 
-def _verdict(value: Any, path: Path, field_name: str) -> str:
-    if isinstance(value, bool):
-        return "pass" if value else "fail"
-    raise InputError(path, field_name, f"expected true or false, found {value!r}")
+# promptfoo passes a test whose redteam guardrail blocked the content, whatever its assertions say.
+GUARDRAIL_PASS = "Content failed guardrail safety checks"
+
+
+def _contradiction(r: dict, st: _Stated) -> str | None:
+    """Why the row's stated fields disagree, or None when they tell one story."""
+    if st.success is not None and st.grading_pass is not None and st.success != st.grading_pass:
+        return f"success is {_js(st.success)} but gradingResult.pass is {_js(st.grading_pass)}"
+    if st.success and st.failure_reason in (1, ERROR_REASON):
+        return f"success is true but failureReason is {st.failure_reason}"
+    if st.score is not None and st.grading_score is not None and abs(st.score - st.grading_score) > 1e-9:
+        return f"score is {st.score:g} but gradingResult.score is {st.grading_score:g}"
+    verdict = st.success if st.success is not None else st.grading_pass
+    top = [c for c in _top_level(st.components) if not _metric_only(c)]
+    if verdict is None or not top:
+        return None
+    failed = [c for c in top if not c["pass"]]
+    if not verdict and not failed:
+        reason = (st.grading or {}).get("reason")
+        return ("promptfoo failed the test" + (f" ({reason})" if isinstance(reason, str) and reason else "")
+                + " but none of its assertions failed, so no scorer row can carry the failure")
+    test = r.get("testCase") if isinstance(r.get("testCase"), dict) else {}
+    threshold = test.get("threshold")
+    explained = (isinstance(threshold, (int, float)) and not isinstance(threshold, bool)) or \
+        (st.grading or {}).get("reason") == GUARDRAIL_PASS
+    if verdict and failed and not explained:
+        a = failed[0].get("assertion") if isinstance(failed[0].get("assertion"), dict) else {}
+        what = a.get("metric") or a.get("type") or "an assertion"
+        return f"promptfoo passed the test but its assertion {what!r} failed and the test declares no threshold"
+    return None
+
+
+def _top_level(components: list[dict]) -> list[dict]:
+    """Components that decide the test: promptfoo lists an assert-set's results right after the set itself."""
+    out, skip = [], 0
+    for comp in components:
+        if skip:
+            skip -= 1
+            continue
+        out.append(comp)
+        kids = comp.get("componentResults")
+        if isinstance(kids, list):
+            skip = len(kids)
+    return out
+
+
+def _metric_only(comp: dict) -> bool:
+    a = comp.get("assertion")
+    return isinstance(a, dict) and a.get("metricOnly") is True
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _js(value: bool) -> str:
+    return "true" if value else "false"
 
 
 _JSON_HEAD = re.compile(rb'"(evalId|promptfooVersion)"')

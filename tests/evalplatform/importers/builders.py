@@ -33,9 +33,10 @@ def promptfoo_row(desc: str, vars_: dict, *, passed: bool | None, test_idx: int,
 
 
 def promptfoo_doc(rows: list[dict], description: str = "demo suite") -> dict:
-    stats = {"successes": sum(1 for r in rows if r["success"]),
-             "failures": sum(1 for r in rows if r.get("failureReason") == 1),
-             "errors": sum(1 for r in rows if r.get("failureReason") == 2)}
+    # As promptfoo counts: an error is failureReason 2, a failure any other row without success.
+    errors = sum(1 for r in rows if r.get("failureReason") == 2)
+    successes = sum(1 for r in rows if r.get("success") is True and r.get("failureReason") != 2)
+    stats = {"successes": successes, "failures": len(rows) - successes - errors, "errors": errors}
     return {"evalId": "eval-test", "results": {"version": 3, "results": rows, "stats": stats},
             "config": {"description": description}, "metadata": {"promptfooVersion": "0.121.20"}}
 

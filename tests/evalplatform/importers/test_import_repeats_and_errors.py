@@ -51,8 +51,10 @@ def test_promptfoo_same_description_different_vars_are_different_cases(tmp_path)
 def test_promptfoo_each_assertion_is_a_scorer_row(tmp_path):
     asserts = [{"type": "contains", "value": "x"}, {"type": "contains", "value": "y"},
                {"type": "llm-rubric", "value": "polite", "metric": "tone"}]
-    row = promptfoo_row("q1", {"q": "a"}, passed=True, test_idx=0, asserts=asserts)
-    row["gradingResult"]["componentResults"][1].update({"pass": False, "score": 0.0})
+    # One failed assertion fails the test (promptfoo's rule without a test threshold).
+    row = promptfoo_row("q1", {"q": "a"}, passed=False, test_idx=0, asserts=asserts)
+    for j in (0, 2):
+        row["gradingResult"]["componentResults"][j].update({"pass": True, "score": 1.0})
     df = import_results([write_json(tmp_path / "r.json", promptfoo_doc([row]))])
     assert df.select("scorer", "outcome", "criterion").rows() == [
         ("contains", "pass", None), ("contains#2", "fail", None), ("tone", "pass", "tone")]
@@ -98,8 +100,9 @@ def test_deepeval_iterator_errored_trace_and_metric_error(tmp_path):
                          deepeval_case("q3#0", [judge_failed])],
            "conversationalTestCases": [], "metricsScores": [], "testPassed": 1, "testFailed": 3}
     df = import_results([write_json(tmp_path / "test_run_20261122_212108.json", doc)])
-    assert df.select("case_id", "outcome").rows() == [
-        ("q0#0", "pass"), ("q1#0", "fail"), ("q2#0", "error"), ("q3#0", "error")]
+    # evals_iterator names every golden `name#0`: the suffix is the repeat, the stem the case id.
+    assert df.select("case_id", "repeat", "outcome").rows() == [
+        ("q0", 0, "pass"), ("q1", 0, "fail"), ("q2", 0, "error"), ("q3", 0, "error")]
     assert df["error"][2] == "RateLimitError: Error code: 429 - slow down"
     assert df["error"][3] == "judge timed out"
     assert df["threshold"].to_list() == [1.0] * 4
