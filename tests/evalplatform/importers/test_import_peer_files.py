@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -11,8 +10,6 @@ from evalplatform import results
 from evalplatform.errors import InputError
 from evalplatform.importers import detect_format, import_results, load_results
 from tests.evalplatform.importers.builders import FIXTURES
-
-SHARED = Path(__file__).resolve().parents[3] / ".." / "shared" / "fixtures" / "peer-results"
 
 # (file, format auto-detection must pick, scorer the rows carry)
 FAILURE_FILES = [
@@ -90,11 +87,9 @@ def test_two_tools_in_one_run_are_refused_when_they_overlap():
     assert "failures.results.json" in str(err.value) and "failures.results.jsonl" in str(err.value)
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="shared peer result files not present")
-@pytest.mark.parametrize(("name", "fmt", "scorer"), FAILURE_FILES)
-def test_shared_originals_match_tool_counts(name, fmt, scorer):
-    path = SHARED / name
-    if not path.exists():
-        pytest.skip(f"{name} not in the shared folder")
+def test_untrimmed_inspect_log_matches_tool_counts():
+    # The Inspect log as Inspect wrote it (the fixture above is trimmed), kept gzipped as users keep them.
+    path = FIXTURES / "inspect/failures.original.log.json.gz"
+    assert detect_format(path) == "inspect"
     df = import_results([path])
     assert _counts(df) == {"pass": 141, "fail": 59}
