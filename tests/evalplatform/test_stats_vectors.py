@@ -10,11 +10,11 @@ import pytest
 import evalplatform.stats as stats
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "stats" / "reference_vectors.json"
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "stats" / "reference_vectors.json"
 
 
 def _load(path: Path) -> list[dict]:
-    return json.loads(path.read_text()) if path.exists() else []
+    # A missing fixture is a failure at collection, never a silently shorter test run.
+    return json.loads(path.read_text())
 
 
 def close(expected, got, tol) -> bool:
@@ -46,7 +46,6 @@ def run_vector(vector: dict) -> None:
 
 
 FIXTURE_VECTORS = _load(FIXTURE)
-SHARED_VECTORS = _load(SHARED)
 
 
 def test_fixture_holds_all_vectors():
@@ -56,12 +55,6 @@ def test_fixture_holds_all_vectors():
 
 @pytest.mark.parametrize("vector", FIXTURE_VECTORS, ids=lambda v: v["name"])
 def test_reference_vector(vector):
-    run_vector(vector)
-
-
-@pytest.mark.skipif(not SHARED_VECTORS, reason="shared research folder not present")
-@pytest.mark.parametrize("vector", SHARED_VECTORS or [None], ids=lambda v: v["name"] if v else "absent")
-def test_shared_reference_vector(vector):
     run_vector(vector)
 
 

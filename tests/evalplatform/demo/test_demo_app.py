@@ -143,7 +143,8 @@ def test_max_tokens_truncates_like_a_model():
 
 
 def test_apps_are_registered_with_the_local_provider():
-    local_provider = pytest.importorskip("evalplatform.models.local_provider")
+    from evalplatform.models import local_provider
+
     assert {V1, V2} <= set(local_provider.registered_apps())
     text, _, _ = local_provider.answer(V2, [{"role": "user", "content": "How long is the free trial?"}],
                                        {"temperature": 0.0, "seed": 7})
