@@ -386,7 +386,8 @@ class HistoryStore:
         decision_id = decision_id or new_run_id()
         with self._writing() as con, self._transaction(con):
             con.execute(
-                "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO decisions (decision_id, run_id, policy_hash, inputs, rules, overall, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [decision_id, run_id, policy_hash, canonical_json(inputs), canonical_json(rules), overall, utcnow()],
             )
             if run_id is not None:
