@@ -21,6 +21,7 @@ from evalplatform.models.cache import CachedResponse, ResponseCache
 from evalplatform.models.redact import redact
 from evalplatform.models.retry import Failure, MalformedResponse, backoff_s, classify
 from evalplatform.models.target import Target
+from evalplatform.models.text import unicode_problem
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,11 @@ def _parse(resp: Any) -> tuple[str, int | None, int | None]:
         raise MalformedResponse("response has no choices[0].message") from exc
     if content is not None and not isinstance(content, str):
         raise MalformedResponse(f"message content is {type(content).__name__}, expected text")
+    # JSON's "\ud800" decodes to a lone surrogate: such a reply cannot be hashed, cached or stored,
+    # so it is this call's error here rather than a crash of the whole run later.
+    problem = unicode_problem(content) if content else None
+    if problem:
+        raise MalformedResponse(f"reply text is {problem}")
     usage = getattr(resp, "usage", None)
     tokens_in = getattr(usage, "prompt_tokens", None)
     tokens_out = getattr(usage, "completion_tokens", None)

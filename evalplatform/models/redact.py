@@ -6,6 +6,8 @@ import os
 import re
 from typing import Iterable
 
+from evalplatform.models.text import escape_unencodable
+
 MASK = "[REDACTED]"
 
 # Environment variables whose values are treated as secrets wherever they appear.
@@ -28,7 +30,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     """`text` with known secret values, secret-looking env var values, sk-... keys, bearer tokens and
-    `api_key=...`-style assignments replaced by [REDACTED]."""
+    `api_key=...`-style assignments replaced by [REDACTED]; lone surrogates (from a provider's error
+    body) escaped, so the text can always be stored and printed."""
     if not text:
         return text
     values = {s for s in secrets if s}
@@ -38,4 +41,4 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
         text = text.replace(value, MASK)
     for pattern, repl in _PATTERNS:
         text = pattern.sub(repl, text)
-    return text
+    return escape_unencodable(text)

@@ -210,3 +210,23 @@ def test_missing_credentials_fail_at_once_without_reaching_the_server(openai_ser
     [r] = run_calls_sync(target(openai_server, "ok", api_key_env=None), [ask("no credentials")])
     assert not r.ok and r.attempts == 1 and "api_key_env" in r.error
     assert openai_server.count("ok", "no credentials") == 0
+
+
+# --- replies that cannot be stored --------------------------------------------------------------
+
+
+def test_reply_with_a_lone_surrogate_is_that_calls_error_and_is_not_cached(openai_server, tmp_path):
+    cache = ResponseCache(tmp_path / "cache")
+    t = target(openai_server, "mixed")
+    bad, good = run_calls_sync(t, [ask("surrogate one", case_id="bad"), ask("ok one", case_id="good")], cache=cache)
+    assert good.ok and good.text == "answer to: ok one"
+    assert not bad.ok and bad.text is None and bad.attempts == 1  # the model's fault: not retried
+    assert "reply text is not valid Unicode (lone surrogate \\ud800 at character 7)" in bad.error
+    bad.error.encode("utf-8")
+    assert len(cache) == 1  # only the good reply
+
+
+def test_error_text_holding_a_lone_surrogate_is_escaped_not_dropped(openai_server):
+    [r] = run_calls_sync(target(openai_server, "surrogate400"), [ask("bad error body")])
+    assert not r.ok and "HTTP 400" in r.error and "\\ud800" in r.error
+    r.error.encode("utf-8")  # storable
