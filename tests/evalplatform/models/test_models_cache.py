@@ -67,6 +67,24 @@ def test_entry_stored_under_another_key_is_not_served(tmp_path):
     assert cache.get(b) is None
 
 
+@pytest.mark.parametrize("edit", [
+    lambda doc: doc["response"].update(text="edited by hand"),
+    lambda doc: doc["response"].update(latency_ms=1.0),
+    lambda doc: doc["response"].update(text="broken \ud800"),  # json.dumps writes the escape: valid JSON
+    lambda doc: doc.pop("sha256"),
+])
+def test_well_formed_but_edited_entry_is_a_miss(tmp_path, edit):
+    cache = ResponseCache(tmp_path)
+    key = cache.key("local/x", None, MSGS, {}, None, 0)
+    cache.put(key, entry("original"))
+    doc = json.loads(cache.path(key).read_text())
+    edit(doc)
+    cache.path(key).write_text(json.dumps(doc))
+    assert cache.get(key) is None
+    cache.put(key, entry("fresh"))
+    assert cache.get(key).text == "fresh"
+
+
 def test_keys_that_are_not_hex_digests_are_rejected(tmp_path):
     with pytest.raises(ValueError):
         ResponseCache(tmp_path).get("../../etc/passwd")

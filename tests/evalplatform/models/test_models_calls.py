@@ -230,3 +230,20 @@ def test_error_text_holding_a_lone_surrogate_is_escaped_not_dropped(openai_serve
     [r] = run_calls_sync(target(openai_server, "surrogate400"), [ask("bad error body")])
     assert not r.ok and "HTTP 400" in r.error and "\\ud800" in r.error
     r.error.encode("utf-8")  # storable
+
+
+def test_an_edited_cache_entry_is_never_served_the_model_is_asked_again(openai_server, tmp_path):
+    import json
+
+    cache = ResponseCache(tmp_path / "cache")
+    t = target(openai_server, "ok")
+    [first] = run_calls_sync(t, [ask("edit me")], cache=cache)
+    [path] = list((tmp_path / "cache").glob("??/*.json"))
+    doc = json.loads(path.read_text())
+    doc["response"]["text"] = "a better answer, typed by hand"
+    path.write_text(json.dumps(doc))
+    [again] = run_calls_sync(t, [ask("edit me")], cache=cache)
+    assert again.cache_hit is False and again.text == first.text == "answer to: edit me"
+    assert openai_server.count("ok", "edit me") == 2
+    [third] = run_calls_sync(t, [ask("edit me")], cache=cache)
+    assert third.cache_hit is True and third.text == "answer to: edit me"  # the fresh answer replaced it
