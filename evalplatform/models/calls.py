@@ -18,7 +18,7 @@ from typing import Any, Callable
 from evalplatform.errors import InputError
 from evalplatform.models import local_provider
 from evalplatform.models.cache import CachedResponse, ResponseCache
-from evalplatform.models.redact import redact
+from evalplatform.models.redact import redact, redact_logs, remember_secret
 from evalplatform.models.retry import Failure, MalformedResponse, backoff_s, classify
 from evalplatform.models.target import Target
 from evalplatform.models.text import unicode_problem
@@ -26,6 +26,8 @@ from evalplatform.models.text import unicode_problem
 log = logging.getLogger(__name__)
 
 _LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm")
+# Loggers that may carry a request's URL (userinfo included), headers or key: redacted before any handler.
+_CLIENT_LOGGERS = (*_LITELLM_LOGGERS, "openai", "httpx", "httpcore", "aiohttp")
 
 
 @dataclass
@@ -75,6 +77,7 @@ def _load_litellm():
             logging.getLogger(name).setLevel(logging.CRITICAL)
     local_provider.install()
     _warm_up()
+    redact_logs(_CLIENT_LOGGERS)
     return litellm
 
 
@@ -182,7 +185,9 @@ def _api_key(target: Target) -> str | None:
         raise InputError(None, "target.api_key_env",
                          f"environment variable {target.api_key_env} is not set",
                          f"export {target.api_key_env}=<your key> or remove api_key_env")
-    return target.api_key()
+    key = target.api_key()
+    remember_secret(key)
+    return key
 
 
 def _for_repeat(target: Target, repeat: int) -> Target:

@@ -142,3 +142,38 @@ def test_a_reply_that_is_not_valid_unicode_is_that_calls_error_and_the_run_compl
     ok = stored.filter(pl.col("case_id") == "ok-0")["output_hash"].unique().to_list()
     assert [store.get_output(h) for h in ok] == ["answer to: ok case fine 0\n"]  # stored in the history
     assert stored.filter(pl.col("case_id") == "bad-reply")["output_hash"].is_null().all()
+
+
+def test_a_token_in_the_api_base_userinfo_is_stored_nowhere(tmp_path, monkeypatch, server, capsys, caplog):
+    import logging
+
+    from evalplatform.cli import main
+
+    token = "gwTok3n77"
+    rows = [{"id": f"{b}-0", "category": b, "behaviour": b, "text": f"case {b}"} for b in ("ok", "always500",
+                                                                                          "unauthorized")]
+    root = tmp_path / "proj"
+    suite = write_suite(root, server, rows)
+    suite.write_text(suite.read_text().replace("http://127.0.0.1", f"http://{token}@127.0.0.1"))
+    monkeypatch.setenv("TEST_LOCAL_KEY", "sk-test-local-0123456789abcdef")
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://{token}@127.0.0.1:1/v1")  # lands in the recorded environment
+    monkeypatch.setenv("EVALPLATFORM_PROJECT", str(root))
+    monkeypatch.delenv("EVALPLATFORM_HOME", raising=False)
+    caplog.set_level(logging.DEBUG)
+
+    rc = main(["run", "--suite", str(suite), "--engine", "direct", "--json", str(tmp_path / "decision.json"),
+               "--markdown", str(tmp_path / "decision.md"), "--junit", str(tmp_path / "decision.xml")])
+
+    assert rc == 1  # two of three cases errored: blocked, and the run was really made
+    store = HistoryStore(Project(root).history_path)
+    [run_id] = store.list_runs()["run_id"].to_list()
+    run = store.get_run(run_id)
+    assert run["target_params"]["api_base"].startswith("http://[REDACTED]@127.0.0.1:")
+    assert "OPENAI_BASE_URL" not in run["provenance"]["environment"]
+    stored = json.dumps(run, default=str) + json.dumps(store.get_results(run_id).to_dicts(), default=str)
+    out = capsys.readouterr()
+    reports = "".join((tmp_path / f).read_text() for f in ("decision.json", "decision.md", "decision.xml"))
+    for where, text in {"history": stored, "stdout": out.out, "stderr": out.err, "logs": caplog.text,
+                        "reports": reports}.items():
+        assert token not in text, where
+        assert "sk-test-local" not in text, where
