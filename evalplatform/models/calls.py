@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -19,7 +18,7 @@ from evalplatform.errors import InputError
 from evalplatform.models import local_provider
 from evalplatform.models.cache import CachedResponse, ResponseCache
 from evalplatform.models.redact import redact, redact_logs, remember_secret
-from evalplatform.models.retry import Failure, MalformedResponse, backoff_s, classify
+from evalplatform.models.retry import Clock, Failure, MalformedResponse, backoff_s, classify
 from evalplatform.models.target import Target
 from evalplatform.models.text import unicode_problem
 
@@ -153,27 +152,27 @@ async def _attempt(litellm: Any, target: Target, messages: list[dict], api_key: 
         raise TimeoutError(f"no answer within {backstop:.2f} s (timeout_s={target.timeout_s})") from None
 
 
-async def _call_with_retries(litellm: Any, target: Target, messages: list[dict],
-                             api_key: str | None) -> tuple[_Answer | Failure, list[dict]]:
+async def _call_with_retries(litellm: Any, target: Target, messages: list[dict], api_key: str | None,
+                             clock: Clock) -> tuple[_Answer | Failure, list[dict]]:
     attempt_log: list[dict] = []
     for attempt in range(1, target.max_attempts + 1):
-        t0 = time.perf_counter()
+        t0 = clock.monotonic()
         try:
             resp = await _attempt(litellm, target, messages, api_key)
             text, tokens_in, tokens_out = _parse(resp)
         except Exception as exc:
             failure = classify(exc)
             entry = {"attempt": attempt, "outcome": failure.kind, "status": failure.status,
-                     "exception": type(exc).__name__, "elapsed_ms": round((time.perf_counter() - t0) * 1000, 3),
+                     "exception": type(exc).__name__, "elapsed_ms": round((clock.monotonic() - t0) * 1000, 3),
                      "wait_s": None}
             attempt_log.append(entry)
             if not failure.retryable or attempt == target.max_attempts:
                 return failure, attempt_log
             wait = backoff_s(attempt, target.backoff_base_s, target.backoff_max_s, failure.retry_after_s)
             entry["wait_s"] = round(wait, 4)
-            await asyncio.sleep(wait)
+            await clock.sleep(wait)
             continue
-        latency_ms = (time.perf_counter() - t0) * 1000
+        latency_ms = (clock.monotonic() - t0) * 1000
         attempt_log.append({"attempt": attempt, "outcome": "ok", "status": 200, "exception": None,
                             "elapsed_ms": round(latency_ms, 3), "wait_s": None})
         return _Answer(text, tokens_in, tokens_out, _cost(litellm, resp, target.model), latency_ms), attempt_log
@@ -200,12 +199,15 @@ def _for_repeat(target: Target, repeat: int) -> Target:
 
 async def run_calls(target: Target, requests: list[CallRequest], *, concurrency: int = 8,
                     cache: ResponseCache | None = None,
-                    on_result: Callable[[CallResult], None] | None = None) -> list[CallResult]:
+                    on_result: Callable[[CallResult], None] | None = None,
+                    clock: Clock | None = None) -> list[CallResult]:
     """One CallResult per request, in request order. `cache=None` means no reads and no writes.
 
     `on_result` is called as each result becomes final (cache hits first, then calls as they finish).
+    `clock` times attempts and waits out backoffs (default: the real one).
     Raises InputError only for config problems found before any call (an unset api key env var).
     """
+    clock = clock or Clock()
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
     params = target.params()
@@ -221,13 +223,13 @@ async def run_calls(target: Target, requests: list[CallRequest], *, concurrency:
 
     misses: list[int] = []
     for i, req in enumerate(requests):
-        t0 = time.perf_counter()
+        t0 = clock.monotonic()
         hit = cache.get(keys[i]) if cache is not None else None
         if hit is None:
             misses.append(i)
             continue
         finish(i, CallResult(req.case_id, req.repeat, hit.text, None, hit.latency_ms,
-                             (time.perf_counter() - t0) * 1000, hit.tokens_in, hit.tokens_out, hit.cost_usd,
+                             (clock.monotonic() - t0) * 1000, hit.tokens_in, hit.tokens_out, hit.cost_usd,
                              cache_hit=True, attempts=0, attempt_log=[]))
 
     if misses:
@@ -240,10 +242,10 @@ async def run_calls(target: Target, requests: list[CallRequest], *, concurrency:
         async def one(i: int) -> None:
             req = requests[i]
             async with sem:
-                t0 = time.perf_counter()
+                t0 = clock.monotonic()
                 outcome, attempt_log = await _call_with_retries(litellm, _for_repeat(target, req.repeat),
-                                                                sent[i], api_key)
-                served_ms = (time.perf_counter() - t0) * 1000
+                                                                sent[i], api_key, clock)
+                served_ms = (clock.monotonic() - t0) * 1000
             if isinstance(outcome, Failure):
                 error = redact(f"{outcome.message} (after {len(attempt_log)} attempt"
                                f"{'s' if len(attempt_log) != 1 else ''})", secrets=[api_key])

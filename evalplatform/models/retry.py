@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -13,6 +15,17 @@ from evalplatform.models.local_provider import LocalAppError
 
 RETRYABLE_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
 _MAX_MESSAGE = 1000
+
+
+class Clock:
+    """The retry loop's time: `monotonic()` times attempts, `sleep()` waits out a backoff. Tests pass a
+    fake that records the waits, so they assert what was waited for instead of timing it."""
+
+    def monotonic(self) -> float:
+        return time.perf_counter()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
 
 class MalformedResponse(ValueError):
@@ -88,8 +101,9 @@ def _headers(exc: BaseException):
     return None
 
 
-def retry_after_seconds(headers) -> float | None:
-    """Seconds asked for by `retry-after-ms` or `Retry-After` (seconds or an HTTP date); None when absent or junk."""
+def retry_after_seconds(headers, now: datetime | None = None) -> float | None:
+    """Seconds asked for by `retry-after-ms` or `Retry-After` (seconds or an HTTP date, counted from `now`,
+    default the current time); None when absent or junk."""
     if not headers:
         return None
     try:
@@ -111,7 +125,7 @@ def retry_after_seconds(headers) -> float | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
 
 
 def _clean(text: str) -> str:
