@@ -238,8 +238,11 @@ async def run_calls(target: Target, requests: list[CallRequest], *, concurrency:
         # Held across an item's retries and backoff waits: under rate limiting, a waiting item keeps
         # its slot, so the whole batch slows down instead of piling more requests onto the endpoint.
         sem = asyncio.Semaphore(concurrency)
+        cache_failures: list[str] = []
+        cache_writes = 0
 
         async def one(i: int) -> None:
+            nonlocal cache_writes
             req = requests[i]
             async with sem:
                 t0 = clock.monotonic()
@@ -253,12 +256,13 @@ async def run_calls(target: Target, requests: list[CallRequest], *, concurrency:
                                      cache_hit=False, attempts=len(attempt_log), attempt_log=attempt_log))
                 return
             if cache is not None:
+                cache_writes += 1
                 try:
                     cache.put(keys[i], CachedResponse(text=outcome.text, tokens_in=outcome.tokens_in,
                                                       tokens_out=outcome.tokens_out, cost_usd=outcome.cost_usd,
                                                       latency_ms=outcome.latency_ms, model=target.model))
-                except OSError as exc:
-                    log.warning("response cache write failed (%s); result kept, not cached", type(exc).__name__)
+                except (OSError, ValueError) as exc:  # a full disk, a read-only dir: the answer stands
+                    cache_failures.append(redact(f"{type(exc).__name__}: {exc}"))
             finish(i, CallResult(req.case_id, req.repeat, outcome.text, None, outcome.latency_ms, served_ms,
                                  outcome.tokens_in, outcome.tokens_out, outcome.cost_usd,
                                  cache_hit=False, attempts=len(attempt_log), attempt_log=attempt_log))
@@ -270,6 +274,11 @@ async def run_calls(target: Target, requests: list[CallRequest], *, concurrency:
         except BaseExceptionGroup as group:
             # Only a caller's on_result can raise here; surface its exception, not the group.
             raise group.exceptions[0] from None
+        finally:
+            # Said once, with a count: a full disk made one warning per answer, hundreds before the error.
+            if cache_failures:
+                log.warning("response cache: %d of %d writes failed (first: %s); those answers were kept, not cached",
+                            len(cache_failures), cache_writes, cache_failures[0])
 
     assert all(r is not None for r in results)
     return results  # type: ignore[return-value]

@@ -150,3 +150,26 @@ def test_run_served_wholly_from_cache_never_imports_litellm(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "OK"
+
+
+def test_a_full_disk_is_one_warning_with_a_count_and_the_run_goes_on(tmp_path, monkeypatch, caplog):
+    import errno
+    import logging
+
+    from evalplatform.models import CallRequest, Target, register_app, run_calls_sync
+
+    register_app("cache-full-echo", lambda messages, params: "echo " + messages[-1]["content"])
+    cache = ResponseCache(tmp_path / "cache")
+
+    def full(self, key, response):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.path(key)))
+
+    monkeypatch.setattr(ResponseCache, "put", full)
+    requests = [CallRequest(f"c{i}", 0, [{"role": "user", "content": f"q{i}"}]) for i in range(7)]
+    with caplog.at_level(logging.WARNING):
+        results = run_calls_sync(Target(model="local/cache-full-echo"), requests, cache=cache)
+    assert [r.text for r in results] == [f"echo q{i}" for i in range(7)]  # a cache is an optimisation
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING and "cache" in r.getMessage()]
+    assert len(warnings) == 1, [w.getMessage() for w in warnings]
+    message = warnings[0].getMessage()
+    assert "7 of 7" in message and "No space left on device" in message
