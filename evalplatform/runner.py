@@ -215,8 +215,12 @@ def execute(
     concurrency: int | None = None,
     on_result: Callable[[CallResult], None] | None = None,
 ) -> ScoredRun:
+    from evalplatform.models.infra import check_infrastructure
+
     t0 = time.perf_counter()
     calls = run_calls_for_plan(plan, cache_dir=cache_dir, concurrency=concurrency, on_result=on_result)
+    # A dead or failing endpoint is exit 3 with its reason, never scored into a quality verdict.
+    check_infrastructure(calls, plan.target)
     frame, outputs = outputs_frame(plan, calls)
     results = score_outputs(plan, frame, run_id)
     wall = time.perf_counter() - t0

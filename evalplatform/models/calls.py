@@ -50,6 +50,8 @@ class CallResult:
     cache_hit: bool
     attempts: int                 # model attempts made by this run (0 on a cache hit)
     attempt_log: list[dict] = field(default_factory=list)
+    error_kind: str | None = None  # the last attempt's failure kind (retry.Failure.kind), None on success
+    infra_error: bool = False      # failed for the endpoint's reasons (retry.INFRA_KINDS), not the model's
 
     @property
     def ok(self) -> bool:
@@ -164,7 +166,7 @@ async def _call_with_retries(litellm: Any, target: Target, messages: list[dict],
             failure = classify(exc)
             entry = {"attempt": attempt, "outcome": failure.kind, "status": failure.status,
                      "exception": type(exc).__name__, "elapsed_ms": round((clock.monotonic() - t0) * 1000, 3),
-                     "wait_s": None}
+                     "wait_s": None, "cause": failure.cause}
             attempt_log.append(entry)
             if not failure.retryable or attempt == target.max_attempts:
                 return failure, attempt_log
@@ -174,7 +176,7 @@ async def _call_with_retries(litellm: Any, target: Target, messages: list[dict],
             continue
         latency_ms = (clock.monotonic() - t0) * 1000
         attempt_log.append({"attempt": attempt, "outcome": "ok", "status": 200, "exception": None,
-                            "elapsed_ms": round(latency_ms, 3), "wait_s": None})
+                            "elapsed_ms": round(latency_ms, 3), "wait_s": None, "cause": None})
         return _Answer(text, tokens_in, tokens_out, _cost(litellm, resp, target.model), latency_ms), attempt_log
     raise AssertionError("unreachable: max_attempts >= 1")
 
@@ -253,7 +255,8 @@ async def run_calls(target: Target, requests: list[CallRequest], *, concurrency:
                 error = redact(f"{outcome.message} (after {len(attempt_log)} attempt"
                                f"{'s' if len(attempt_log) != 1 else ''})", secrets=[api_key])
                 finish(i, CallResult(req.case_id, req.repeat, None, error, None, served_ms, None, None, None,
-                                     cache_hit=False, attempts=len(attempt_log), attempt_log=attempt_log))
+                                     cache_hit=False, attempts=len(attempt_log), attempt_log=attempt_log,
+                                     error_kind=outcome.kind, infra_error=outcome.infra))
                 return
             if cache is not None:
                 cache_writes += 1

@@ -154,6 +154,8 @@ def test_a_token_in_the_api_base_userinfo_is_stored_nowhere(tmp_path, monkeypatc
                                                                                           "unauthorized")]
     root = tmp_path / "proj"
     suite = write_suite(root, server, rows)
+    # The HTTP client refuses credentials in the URL next to an api key: every call fails ("client
+    # configuration"), the error texts and the run's failure reason repeat the URL.
     suite.write_text(suite.read_text().replace("http://127.0.0.1", f"http://{token}@127.0.0.1"))
     monkeypatch.setenv("TEST_LOCAL_KEY", "sk-test-local-0123456789abcdef")
     monkeypatch.setenv("OPENAI_BASE_URL", f"http://{token}@127.0.0.1:1/v1")  # lands in the recorded environment
@@ -161,19 +163,85 @@ def test_a_token_in_the_api_base_userinfo_is_stored_nowhere(tmp_path, monkeypatc
     monkeypatch.delenv("EVALPLATFORM_HOME", raising=False)
     caplog.set_level(logging.DEBUG)
 
+    # As an infrastructure failure (the default threshold): the reason names the endpoint.
+    assert main(["run", "--suite", str(suite), "--engine", "direct"]) == 3
+    # Scored anyway (threshold 1): error texts, decision and reports.
+    suite.write_text(suite.read_text().replace("  timeout_s: 10\n", "  timeout_s: 10\n  max_infra_error_share: 1\n"))
     rc = main(["run", "--suite", str(suite), "--engine", "direct", "--json", str(tmp_path / "decision.json"),
                "--markdown", str(tmp_path / "decision.md"), "--junit", str(tmp_path / "decision.xml")])
+    assert rc == 1
 
-    assert rc == 1  # two of three cases errored: blocked, and the run was really made
     store = HistoryStore(Project(root).history_path)
-    [run_id] = store.list_runs()["run_id"].to_list()
-    run = store.get_run(run_id)
-    assert run["target_params"]["api_base"].startswith("http://[REDACTED]@127.0.0.1:")
-    assert "OPENAI_BASE_URL" not in run["provenance"]["environment"]
-    stored = json.dumps(run, default=str) + json.dumps(store.get_results(run_id).to_dicts(), default=str)
+    runs = {r["status"]: store.get_run(r["run_id"]) for r in store.list_runs(status=None).to_dicts()}
+    assert set(runs) == {"failed", "complete"}
+    assert "http://[REDACTED]@127.0.0.1:" in runs["failed"]["failure"]
+    for run in runs.values():
+        assert run["target_params"]["api_base"].startswith("http://[REDACTED]@127.0.0.1:")
+        assert "OPENAI_BASE_URL" not in run["provenance"]["environment"]
+    stored = json.dumps(list(runs.values()), default=str) + json.dumps(
+        store.get_results(runs["complete"]["run_id"]).to_dicts(), default=str)
     out = capsys.readouterr()
     reports = "".join((tmp_path / f).read_text() for f in ("decision.json", "decision.md", "decision.xml"))
     for where, text in {"history": stored, "stdout": out.out, "stderr": out.err, "logs": caplog.text,
                         "reports": reports}.items():
         assert token not in text, where
         assert "sk-test-local" not in text, where
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _down_project(tmp_path, monkeypatch, server, rows, target: str = ""):
+    root = tmp_path / "proj"
+    suite = write_suite(root, server, rows, target=target)
+    monkeypatch.setenv("TEST_LOCAL_KEY", "sk-test-local-0123456789abcdef")
+    monkeypatch.setenv("EVALPLATFORM_PROJECT", str(root))
+    monkeypatch.delenv("EVALPLATFORM_HOME", raising=False)
+    return root, suite
+
+
+def test_a_dead_endpoint_is_an_infrastructure_failure_not_a_quality_verdict(tmp_path, monkeypatch, server, capsys):
+    from evalplatform.cli import main
+
+    rows = [{"id": f"ok-{i}", "category": "ok", "behaviour": "ok", "text": f"case {i}"} for i in range(10)]
+    root, suite = _down_project(tmp_path, monkeypatch, server, rows)
+    dead = f"http://127.0.0.1:{_closed_port()}/v1"
+    suite.write_text(suite.read_text().replace(server.base_url, dead))
+
+    rc = main(["run", "--suite", str(suite), "--engine", "direct"])
+
+    out = capsys.readouterr()
+    assert rc == 3
+    store = HistoryStore(Project(root).history_path)
+    [run] = store.list_runs(status=None).to_dicts()
+    stored = store.get_run(run["run_id"])
+    assert stored["status"] == "failed" and stored["decision"] is None
+    assert f"target unreachable: 20 of 20 calls failed to connect to {dead} (connection refused)" in stored["failure"]
+    assert "target unreachable" in out.err
+    for verdict in ("PASS", "FAIL", "BLOCK", "regression"):
+        assert verdict not in out.out
+
+
+def test_mostly_failing_calls_are_an_infrastructure_failure_at_the_suites_threshold(tmp_path, monkeypatch, server,
+                                                                                   capsys):
+    from evalplatform.cli import main
+
+    # 6 of 10 cases always get a 500: 60% of calls failed on the endpoint's side.
+    rows = [{"id": f"{b}-{i}", "category": b, "behaviour": b, "text": f"case {i}"}
+            for b, n in (("always500", 6), ("ok", 4)) for i in range(n)]
+    root, suite = _down_project(tmp_path, monkeypatch, server, rows)
+    assert main(["run", "--suite", str(suite), "--engine", "direct"]) == 3
+    store = HistoryStore(Project(root).history_path)
+    [failed] = store.list_runs(status="failed").to_dicts()
+    assert "12 of 20 calls (60%)" in store.get_run(failed["run_id"])["failure"]
+    assert "PASS" not in capsys.readouterr().out
+
+    # Settable: at 0.7 the same run is scored (and blocked by its errors, never passed).
+    suite.write_text(suite.read_text().replace("  timeout_s: 10\n", "  timeout_s: 10\n  max_infra_error_share: 0.7\n"))
+    assert main(["run", "--suite", str(suite), "--engine", "direct"]) == 1
+    assert store.list_runs(status="complete").height == 1
