@@ -24,7 +24,7 @@ def server():
 
 
 def write_suite(root, server, rows: list[dict], *, scorers: str = "", target: str = "", name: str = "http"):
-    """A project under `root` whose suite `name` calls `openai/mixed` on `server` (behaviour = the case's first word)."""
+    """A project under `root` whose suite `name` calls `openai/mixed` on `server` (behaviour: a case's first word)."""
     suite_dir = root / "datasets" / name
     suite_dir.mkdir(parents=True)
     (suite_dir / "cases.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
