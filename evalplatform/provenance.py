@@ -21,11 +21,11 @@ GIT_TIMEOUT_S = 5.0
 ENV_PREFIXES = ("EVALPLATFORM_", "LITELLM_", "DAGSTER_", "GX_", "OLLAMA_", "OPENAI_", "ANTHROPIC_")
 # A name containing any of these is treated as a secret and never captured, whatever its value.
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|PWD|CREDENTIAL|AUTH|COOKIE|SESSION|PRIVATE|SIGNATURE|CERT|DSN", re.I)
-# Values that look like credentials even under an innocent name: provider key formats, URL userinfo,
+# Values that look like credentials even under an innocent name: provider key formats, any URL userinfo,
 # long unbroken random-looking strings (letters and digits mixed, so plain paths and words pass).
 _SECRET_VALUE = re.compile(
     r"^(sk-|sk_|pk_|rk_|ghp_|gho_|github_pat_|xox[abpr]-|AKIA|AIza|hf_|glpat-|eyJ)"
-    r"|://[^/\s:@]+:[^/\s@]+@"
+    r"|://[^/?#\s@]+@"
     r"|^(?=[^/]*[0-9])(?=[^/]*[A-Za-z])[A-Za-z0-9+=_\-][A-Za-z0-9+/=_\-]{31,}$"
 )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -14,6 +14,7 @@ from evalplatform.datasets import Dataset, load_cases
 from evalplatform.errors import InputError
 from evalplatform.models.calls import CallRequest, CallResult
 from evalplatform.models.target import Target
+from evalplatform.models.text import unicode_problem
 from evalplatform.prompt import build_messages, render, template_fields
 from evalplatform.provenance import sha256_text
 from evalplatform.selection import select_cases
@@ -97,6 +98,10 @@ def outputs_frame(plan: RunPlan, calls: list[CallResult]) -> tuple[pl.DataFrame,
     texts: dict[str, str] = {}
     rows = []
     for c in calls:
+        # The call layer already refuses such replies; this is the last gate before hashing and storing.
+        problem = unicode_problem(c.text) if c.text is not None else None
+        if problem:
+            c = replace(c, text=None, error=f"reply text is {problem}")
         h = None
         if c.text is not None:
             h = sha256_text(c.text)
@@ -210,8 +215,12 @@ def execute(
     concurrency: int | None = None,
     on_result: Callable[[CallResult], None] | None = None,
 ) -> ScoredRun:
+    from evalplatform.models.infra import check_infrastructure
+
     t0 = time.perf_counter()
     calls = run_calls_for_plan(plan, cache_dir=cache_dir, concurrency=concurrency, on_result=on_result)
+    # A dead or failing endpoint is exit 3 with its reason, never scored into a quality verdict.
+    check_infrastructure(calls, plan.target)
     frame, outputs = outputs_frame(plan, calls)
     results = score_outputs(plan, frame, run_id)
     wall = time.perf_counter() - t0

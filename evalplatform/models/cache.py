@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from evalplatform.provenance import canonical_json, sha256_text
+
 # Bump when the key recipe changes, so old entries stop matching instead of being misread.
 KEY_VERSION = 1
 _KEY = re.compile(r"^[0-9a-f]{64}$")
@@ -52,8 +54,13 @@ def cache_key(model: str, api_base: str | None, messages: list[dict], params: di
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def entry_digest(key: str, response: dict[str, Any]) -> str:
+    """sha256 of an entry's key and response as stored; an entry whose digest does not match was edited."""
+    return sha256_text(canonical_json({"key": key, "response": response}))
+
+
 class ResponseCache:
-    """Entries live at `root/<first two hex chars>/<key>.json`.
+    """Entries live at `root/<first two hex chars>/<key>.json`, each with the sha256 of its content.
 
     Writers write a temp file in the entry's directory and `os.replace` it into place, which is
     atomic on one filesystem: a reader sees either no entry or a whole one, never a partial file.
@@ -71,7 +78,7 @@ class ResponseCache:
         return self.root / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> CachedResponse | None:
-        """The stored response, or None on a miss. An unreadable or corrupt entry counts as a miss."""
+        """The stored response, or None on a miss. An unreadable, corrupt or edited entry counts as a miss."""
         path = self.path(key)
         try:
             raw = path.read_bytes()
@@ -79,16 +86,22 @@ class ResponseCache:
             return None
         try:
             doc = json.loads(raw)
-            if not isinstance(doc, dict) or doc.get("key") != key:
+            if not isinstance(doc, dict) or doc.get("key") != key or not isinstance(doc.get("response"), dict):
                 return None
-            return CachedResponse.model_validate(doc.get("response"))
+            # A hand-edited answer must never be served as the model's. Text that UTF-8 cannot encode
+            # (an edited "\ud800") raises here, a ValueError, so it is a miss too.
+            if doc.get("sha256") != entry_digest(key, doc["response"]):
+                return None
+            return CachedResponse.model_validate(doc["response"])
         except (ValueError, ValidationError):
             return None
 
     def put(self, key: str, response: CachedResponse) -> None:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        body = json.dumps({"key": key, "response": response.model_dump()}, sort_keys=True, ensure_ascii=False)
+        stored = response.model_dump(mode="json")
+        body = json.dumps({"key": key, "response": stored, "sha256": entry_digest(key, stored)},
+                          sort_keys=True, ensure_ascii=False)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:

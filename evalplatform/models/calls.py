@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -18,13 +17,16 @@ from typing import Any, Callable
 from evalplatform.errors import InputError
 from evalplatform.models import local_provider
 from evalplatform.models.cache import CachedResponse, ResponseCache
-from evalplatform.models.redact import redact
-from evalplatform.models.retry import Failure, MalformedResponse, backoff_s, classify
+from evalplatform.models.redact import redact, redact_logs, remember_secret
+from evalplatform.models.retry import Clock, Failure, MalformedResponse, backoff_s, classify
 from evalplatform.models.target import Target
+from evalplatform.models.text import unicode_problem
 
 log = logging.getLogger(__name__)
 
 _LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm")
+# Loggers that may carry a request's URL (userinfo included), headers or key: redacted before any handler.
+_CLIENT_LOGGERS = (*_LITELLM_LOGGERS, "openai", "httpx", "httpcore", "aiohttp")
 
 
 @dataclass
@@ -48,6 +50,8 @@ class CallResult:
     cache_hit: bool
     attempts: int                 # model attempts made by this run (0 on a cache hit)
     attempt_log: list[dict] = field(default_factory=list)
+    error_kind: str | None = None  # the last attempt's failure kind (retry.Failure.kind), None on success
+    infra_error: bool = False      # failed for the endpoint's reasons (retry.INFRA_KINDS), not the model's
 
     @property
     def ok(self) -> bool:
@@ -74,6 +78,7 @@ def _load_litellm():
             logging.getLogger(name).setLevel(logging.CRITICAL)
     local_provider.install()
     _warm_up()
+    redact_logs(_CLIENT_LOGGERS)
     return litellm
 
 
@@ -100,6 +105,11 @@ def _parse(resp: Any) -> tuple[str, int | None, int | None]:
         raise MalformedResponse("response has no choices[0].message") from exc
     if content is not None and not isinstance(content, str):
         raise MalformedResponse(f"message content is {type(content).__name__}, expected text")
+    # JSON's "\ud800" decodes to a lone surrogate: such a reply cannot be hashed, cached or stored,
+    # so it is this call's error here rather than a crash of the whole run later.
+    problem = unicode_problem(content) if content else None
+    if problem:
+        raise MalformedResponse(f"reply text is {problem}")
     usage = getattr(resp, "usage", None)
     tokens_in = getattr(usage, "prompt_tokens", None)
     tokens_out = getattr(usage, "completion_tokens", None)
@@ -144,29 +154,29 @@ async def _attempt(litellm: Any, target: Target, messages: list[dict], api_key: 
         raise TimeoutError(f"no answer within {backstop:.2f} s (timeout_s={target.timeout_s})") from None
 
 
-async def _call_with_retries(litellm: Any, target: Target, messages: list[dict],
-                             api_key: str | None) -> tuple[_Answer | Failure, list[dict]]:
+async def _call_with_retries(litellm: Any, target: Target, messages: list[dict], api_key: str | None,
+                             clock: Clock) -> tuple[_Answer | Failure, list[dict]]:
     attempt_log: list[dict] = []
     for attempt in range(1, target.max_attempts + 1):
-        t0 = time.perf_counter()
+        t0 = clock.monotonic()
         try:
             resp = await _attempt(litellm, target, messages, api_key)
             text, tokens_in, tokens_out = _parse(resp)
         except Exception as exc:
             failure = classify(exc)
             entry = {"attempt": attempt, "outcome": failure.kind, "status": failure.status,
-                     "exception": type(exc).__name__, "elapsed_ms": round((time.perf_counter() - t0) * 1000, 3),
-                     "wait_s": None}
+                     "exception": type(exc).__name__, "elapsed_ms": round((clock.monotonic() - t0) * 1000, 3),
+                     "wait_s": None, "cause": failure.cause}
             attempt_log.append(entry)
             if not failure.retryable or attempt == target.max_attempts:
                 return failure, attempt_log
             wait = backoff_s(attempt, target.backoff_base_s, target.backoff_max_s, failure.retry_after_s)
             entry["wait_s"] = round(wait, 4)
-            await asyncio.sleep(wait)
+            await clock.sleep(wait)
             continue
-        latency_ms = (time.perf_counter() - t0) * 1000
+        latency_ms = (clock.monotonic() - t0) * 1000
         attempt_log.append({"attempt": attempt, "outcome": "ok", "status": 200, "exception": None,
-                            "elapsed_ms": round(latency_ms, 3), "wait_s": None})
+                            "elapsed_ms": round(latency_ms, 3), "wait_s": None, "cause": None})
         return _Answer(text, tokens_in, tokens_out, _cost(litellm, resp, target.model), latency_ms), attempt_log
     raise AssertionError("unreachable: max_attempts >= 1")
 
@@ -176,7 +186,9 @@ def _api_key(target: Target) -> str | None:
         raise InputError(None, "target.api_key_env",
                          f"environment variable {target.api_key_env} is not set",
                          f"export {target.api_key_env}=<your key> or remove api_key_env")
-    return target.api_key()
+    key = target.api_key()
+    remember_secret(key)
+    return key
 
 
 def _for_repeat(target: Target, repeat: int) -> Target:
@@ -189,12 +201,15 @@ def _for_repeat(target: Target, repeat: int) -> Target:
 
 async def run_calls(target: Target, requests: list[CallRequest], *, concurrency: int = 8,
                     cache: ResponseCache | None = None,
-                    on_result: Callable[[CallResult], None] | None = None) -> list[CallResult]:
+                    on_result: Callable[[CallResult], None] | None = None,
+                    clock: Clock | None = None) -> list[CallResult]:
     """One CallResult per request, in request order. `cache=None` means no reads and no writes.
 
     `on_result` is called as each result becomes final (cache hits first, then calls as they finish).
+    `clock` times attempts and waits out backoffs (default: the real one).
     Raises InputError only for config problems found before any call (an unset api key env var).
     """
+    clock = clock or Clock()
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
     params = target.params()
@@ -210,13 +225,13 @@ async def run_calls(target: Target, requests: list[CallRequest], *, concurrency:
 
     misses: list[int] = []
     for i, req in enumerate(requests):
-        t0 = time.perf_counter()
+        t0 = clock.monotonic()
         hit = cache.get(keys[i]) if cache is not None else None
         if hit is None:
             misses.append(i)
             continue
         finish(i, CallResult(req.case_id, req.repeat, hit.text, None, hit.latency_ms,
-                             (time.perf_counter() - t0) * 1000, hit.tokens_in, hit.tokens_out, hit.cost_usd,
+                             (clock.monotonic() - t0) * 1000, hit.tokens_in, hit.tokens_out, hit.cost_usd,
                              cache_hit=True, attempts=0, attempt_log=[]))
 
     if misses:
@@ -225,27 +240,32 @@ async def run_calls(target: Target, requests: list[CallRequest], *, concurrency:
         # Held across an item's retries and backoff waits: under rate limiting, a waiting item keeps
         # its slot, so the whole batch slows down instead of piling more requests onto the endpoint.
         sem = asyncio.Semaphore(concurrency)
+        cache_failures: list[str] = []
+        cache_writes = 0
 
         async def one(i: int) -> None:
+            nonlocal cache_writes
             req = requests[i]
             async with sem:
-                t0 = time.perf_counter()
+                t0 = clock.monotonic()
                 outcome, attempt_log = await _call_with_retries(litellm, _for_repeat(target, req.repeat),
-                                                                sent[i], api_key)
-                served_ms = (time.perf_counter() - t0) * 1000
+                                                                sent[i], api_key, clock)
+                served_ms = (clock.monotonic() - t0) * 1000
             if isinstance(outcome, Failure):
                 error = redact(f"{outcome.message} (after {len(attempt_log)} attempt"
                                f"{'s' if len(attempt_log) != 1 else ''})", secrets=[api_key])
                 finish(i, CallResult(req.case_id, req.repeat, None, error, None, served_ms, None, None, None,
-                                     cache_hit=False, attempts=len(attempt_log), attempt_log=attempt_log))
+                                     cache_hit=False, attempts=len(attempt_log), attempt_log=attempt_log,
+                                     error_kind=outcome.kind, infra_error=outcome.infra))
                 return
             if cache is not None:
+                cache_writes += 1
                 try:
                     cache.put(keys[i], CachedResponse(text=outcome.text, tokens_in=outcome.tokens_in,
                                                       tokens_out=outcome.tokens_out, cost_usd=outcome.cost_usd,
                                                       latency_ms=outcome.latency_ms, model=target.model))
-                except OSError as exc:
-                    log.warning("response cache write failed (%s); result kept, not cached", type(exc).__name__)
+                except (OSError, ValueError) as exc:  # a full disk, a read-only dir: the answer stands
+                    cache_failures.append(redact(f"{type(exc).__name__}: {exc}"))
             finish(i, CallResult(req.case_id, req.repeat, outcome.text, None, outcome.latency_ms, served_ms,
                                  outcome.tokens_in, outcome.tokens_out, outcome.cost_usd,
                                  cache_hit=False, attempts=len(attempt_log), attempt_log=attempt_log))
@@ -257,6 +277,11 @@ async def run_calls(target: Target, requests: list[CallRequest], *, concurrency:
         except BaseExceptionGroup as group:
             # Only a caller's on_result can raise here; surface its exception, not the group.
             raise group.exceptions[0] from None
+        finally:
+            # Said once, with a count: a full disk made one warning per answer, hundreds before the error.
+            if cache_failures:
+                log.warning("response cache: %d of %d writes failed (first: %s); those answers were kept, not cached",
+                            len(cache_failures), cache_writes, cache_failures[0])
 
     assert all(r is not None for r in results)
     return results  # type: ignore[return-value]

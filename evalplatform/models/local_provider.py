@@ -31,6 +31,10 @@ class LocalAppError(LookupError):
     status_code = 400
 
 
+class UnknownAppError(LocalAppError):
+    """No app is registered under the name: the target does not exist."""
+
+
 def register_app(name: str, fn: AppFn) -> None:
     """Make `local/<name>` answer with `fn(messages, params)`. Re-registering a name replaces it."""
     if not name or "/" in name or name != name.strip():
@@ -74,7 +78,7 @@ def _lookup(name: str) -> AppFn:
         fn = _apps.get(name)
     if fn is None:
         known = ", ".join(registered_apps()) or "none"
-        raise LocalAppError(
+        raise UnknownAppError(
             f"local provider: unknown app {name!r} (known apps: {known}); "
             f"register it with evalplatform.models.local_provider.register_app({name!r}, fn)"
         )

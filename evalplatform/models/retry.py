@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
-from evalplatform.models.local_provider import LocalAppError
+from evalplatform.models.local_provider import LocalAppError, UnknownAppError
 
 RETRYABLE_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
+# Failures of the endpoint, not of the model's answer: unreachable, refused credentials, no such
+# model or route (404), overloaded or broken after retries, too slow, or set up wrongly. A run made
+# mostly of these measures the infrastructure, so it is reported as an infrastructure failure.
+INFRA_KINDS = frozenset({"connection", "timeout", "auth", "not_found", "rate_limit", "server_error", "config"})
 _MAX_MESSAGE = 1000
+
+
+class Clock:
+    """The retry loop's time: `monotonic()` times attempts, `sleep()` waits out a backoff. Tests pass a
+    fake that records the waits, so they assert what was waited for instead of timing it."""
+
+    def monotonic(self) -> float:
+        return time.perf_counter()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
 
 class MalformedResponse(ValueError):
@@ -21,11 +38,18 @@ class MalformedResponse(ValueError):
 
 @dataclass(frozen=True)
 class Failure:
-    kind: str  # timeout | connection | rate_limit | server_error | malformed | client_error | config | local_app | error
+    # timeout | connection | auth | not_found | rate_limit | server_error | config   (infrastructure)
+    # malformed | client_error | local_app | error                                     (the model's or a bug)
+    kind: str
     retryable: bool
     status: int | None
     message: str
     retry_after_s: float | None = None
+    cause: str | None = None  # under a connection error: "connection refused", "DNS: ...", "TLS: ..."
+
+    @property
+    def infra(self) -> bool:
+        return self.kind in INFRA_KINDS
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -44,7 +68,10 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 def _transport_types() -> tuple[type, ...]:
-    types: list[type] = [ConnectionError, TimeoutError]
+    import socket
+    import ssl
+
+    types: list[type] = [ConnectionError, TimeoutError, socket.gaierror, ssl.SSLError]
     try:
         import httpx
         types.append(httpx.TransportError)
@@ -81,6 +108,14 @@ def _is_sdk_client_error(exc: BaseException) -> bool:
     return type(exc) is openai.OpenAIError
 
 
+def _is_sdk_connection_error(exc: BaseException) -> bool:
+    try:
+        import openai
+    except ImportError:  # pragma: no cover
+        return False
+    return type(exc) is openai.APIConnectionError
+
+
 def _headers(exc: BaseException):
     for h in (getattr(exc, "litellm_response_headers", None), getattr(getattr(exc, "response", None), "headers", None)):
         if h:
@@ -88,8 +123,9 @@ def _headers(exc: BaseException):
     return None
 
 
-def retry_after_seconds(headers) -> float | None:
-    """Seconds asked for by `retry-after-ms` or `Retry-After` (seconds or an HTTP date); None when absent or junk."""
+def retry_after_seconds(headers, now: datetime | None = None) -> float | None:
+    """Seconds asked for by `retry-after-ms` or `Retry-After` (seconds or an HTTP date, counted from `now`,
+    default the current time); None when absent or junk."""
     if not headers:
         return None
     try:
@@ -111,7 +147,25 @@ def retry_after_seconds(headers) -> float | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+def _connection_cause(chain: list[BaseException]) -> str | None:
+    """What actually failed under a connection error, in a few words: litellm and the SDKs say only
+    "Connection error." and keep the refused socket, the DNS miss or the TLS failure underneath."""
+    import socket
+    import ssl
+
+    for exc in reversed(chain):  # the innermost cause is the most specific
+        if isinstance(exc, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(exc, socket.gaierror):
+            return f"DNS: {exc.strerror or exc}"
+        if isinstance(exc, ssl.SSLError):
+            return f"TLS: {_clean(exc.reason or str(exc))}"
+        if isinstance(exc, ConnectionResetError):
+            return "connection reset"
+    return None
 
 
 def _clean(text: str) -> str:
@@ -130,6 +184,9 @@ def _message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+_STATUS_KINDS = {401: "auth", 403: "auth", 407: "auth", 404: "not_found", 408: "timeout", 429: "rate_limit"}
+
+
 def classify(exc: BaseException) -> Failure:
     chain = _chain(exc)
     status = getattr(exc, "status_code", None)
@@ -137,19 +194,29 @@ def classify(exc: BaseException) -> Failure:
 
     local = next((e for e in chain if isinstance(e, LocalAppError)), None)
     if local is not None:
-        return Failure("local_app", False, None, _clean(str(local)))
+        # No such app is a target that does not exist (set up wrongly); an app that raised is the model failing.
+        kind = "config" if isinstance(local, UnknownAppError) else "local_app"
+        return Failure(kind, False, None, _clean(str(local)))
     if any(isinstance(e, (MalformedResponse, json.JSONDecodeError)) for e in chain):
         return Failure("malformed", False, status, "malformed response body: " + _message(exc))
     if any(isinstance(e, _timeout_types()) for e in chain):
         return Failure("timeout", True, 408, "timeout: " + _message(exc))
     if any(isinstance(e, _transport_types()) for e in chain):
-        return Failure("connection", True, None, "connection error: " + _message(exc))
+        cause = _connection_cause(chain)
+        return Failure("connection", True, None,
+                       f"connection error{f' ({cause})' if cause else ''}: " + _message(exc), cause=cause)
     sdk = next((e for e in chain if _is_sdk_client_error(e)), None)
     if sdk is not None:
         # Raised by the OpenAI SDK before any request is sent (e.g. missing credentials); litellm
         # relabels it as a 500, but retrying a config problem only delays the same error.
         hint = " (set the target's api_key_env)" if "credential" in str(sdk).lower() else ""
         return Failure("config", False, None, f"client configuration: {_clean(str(sdk))}{hint}")
+    sdk_conn = next((e for e in chain if _is_sdk_connection_error(e)), None)
+    if sdk_conn is not None and sdk_conn.__cause__ is not None:
+        # The SDK's "Connection error." over an exception that is no transport failure (those were
+        # handled above): the HTTP client refused the request as set up, e.g. credentials in the
+        # api_base's userinfo together with an api key. Every retry would fail the same way.
+        return Failure("config", False, None, f"client configuration: {_message(sdk_conn.__cause__)}")
     if type(exc).__name__ == "APIConnectionError":
         # litellm wraps any exception raised in-process (custom providers, bad params) as a connection
         # error with status 500; without a transport error underneath it is a bug, not a flaky network.
@@ -157,7 +224,7 @@ def classify(exc: BaseException) -> Failure:
         return Failure("error", False, None, _message(origin))
     if status is not None:
         retryable = status in RETRYABLE_STATUS
-        kind = "rate_limit" if status == 429 else "server_error" if status >= 500 else "client_error"
+        kind = _STATUS_KINDS.get(status) or ("server_error" if status >= 500 else "client_error")
         after = retry_after_seconds(_headers(exc)) if retryable else None
         return Failure(kind, retryable, status, f"HTTP {status} " + _message(exc), after)
     return Failure("error", False, None, _message(exc))

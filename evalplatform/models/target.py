@@ -44,6 +44,14 @@ class Target(BaseModel):
     backoff_base_s: float = Field(0.5, ge=0.0)
     backoff_max_s: float = Field(20.0, ge=0.0)
     extra_params: dict[str, Any] = Field(default_factory=dict, description="provider-specific sampling params (top_k, ...)")
+    max_infra_error_share: float = Field(
+        0.5, ge=0.0, le=1.0, allow_inf_nan=False,
+        description="Largest share of a run's calls that may fail for infrastructure reasons (connection refused, "
+                    "DNS or TLS failure, timeout, 401/403/404, 429 or 5xx after retries) before the run is an "
+                    "infrastructure failure (exit 3, run marked failed, no quality verdict) instead of being scored. "
+                    "A target that every call failed to connect to fails the run whatever this is. Malformed or "
+                    "unencodable replies are the model's errors and never count. Applies to the target under "
+                    "test (not to judges).")
 
     @field_validator("model")
     @classmethod

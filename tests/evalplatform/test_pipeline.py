@@ -224,3 +224,19 @@ def test_a_suite_file_outside_the_project_runs_directly(tmp_path, monkeypatch, c
     out = capsys.readouterr().out
     assert code in (0, 1) and "release policy" in out
     assert "dagster run" not in out  # not a partition of the code location: the direct engine ran it
+
+
+def test_a_call_result_whose_text_cannot_be_encoded_becomes_an_error_row_not_a_crash(project):
+    from evalplatform.models.calls import CallResult
+    from evalplatform.pipeline import resolve_suite
+    from evalplatform.runner import outputs_frame, plan_run
+
+    plan = plan_run(resolve_suite(project, "mini"), repeats=1)
+    ok, bad = plan.requests[:2]
+    calls = [CallResult(ok.case_id, ok.repeat, "fine", None, 1.0, 1.0, 1, 1, 0.0, cache_hit=False, attempts=1),
+             CallResult(bad.case_id, bad.repeat, "x\ud800", None, 1.0, 1.0, 1, 1, 0.0, cache_hit=False, attempts=1)]
+    frame, texts = outputs_frame(plan, calls)
+    rows = {r["case_id"]: r for r in frame.iter_rows(named=True)}
+    assert rows[ok.case_id]["output"] == "fine" and list(texts.values()) == ["fine"]
+    assert rows[bad.case_id]["output"] is None and rows[bad.case_id]["output_hash"] is None
+    assert "not valid Unicode" in rows[bad.case_id]["call_error"]

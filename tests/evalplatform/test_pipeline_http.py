@@ -23,17 +23,14 @@ def server():
     srv.stop()
 
 
-@pytest.fixture
-def project(tmp_path, monkeypatch, server):
-    root = tmp_path / "proj"
-    suite_dir = root / "datasets" / "http"
+def write_suite(root, server, rows: list[dict], *, scorers: str = "", target: str = "", name: str = "http"):
+    """A project under `root` whose suite `name` calls `openai/mixed` on `server` (behaviour: a case's first word)."""
+    suite_dir = root / "datasets" / name
     suite_dir.mkdir(parents=True)
-    rows = [{"id": f"{b}-{i}", "category": b.split("-")[0], "behaviour": b, "text": f"case {b} {i}"}
-            for b, n in BEHAVIOURS.items() for i in range(n)]
     (suite_dir / "cases.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     (suite_dir / "prompt.txt").write_text("{{ behaviour }} {{ text }}\n")
     (suite_dir / "suite.yaml").write_text(f"""
-name: http
+name: {name}
 datasets: [cases.jsonl]
 prompt: prompt.txt
 target:
@@ -44,14 +41,25 @@ target:
   backoff_base_s: 0.01
   backoff_max_s: 0.05
   timeout_s: 10
+{target}
 concurrency: 4
 repeats: 2
 scorers:
   - {{id: nonempty, type: length, criterion: format, min_chars: 1}}
   - {{id: says_case, type: contains, criterion: correctness, value: "case"}}
+{scorers}
 gate: {{pass_rate_floor: 0.5}}
 tiers: {{pr: {{}}}}
 """)
+    return suite_dir / "suite.yaml"
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch, server):
+    root = tmp_path / "proj"
+    rows = [{"id": f"{b}-{i}", "category": b.split("-")[0], "behaviour": b, "text": f"case {b} {i}"}
+            for b, n in BEHAVIOURS.items() for i in range(n)]
+    write_suite(root, server, rows)
     monkeypatch.setenv("TEST_LOCAL_KEY", "sk-test-local-0123456789abcdef")
     monkeypatch.setenv("EVALPLATFORM_PROJECT", str(root))
     monkeypatch.delenv("EVALPLATFORM_HOME", raising=False)
@@ -85,3 +93,155 @@ def test_every_case_repeat_scorer_lands_once_with_honest_outcomes(project, serve
     stored = HistoryStore(project.history_path).get_run(run.run_id)
     assert stored["status"] == "complete" and stored["n_error"] == 12
     assert "sk-test-local" not in json.dumps(stored, default=str)
+
+
+JUDGE = """  - id: tone_judge
+    type: llm_judge
+    criterion: tone
+    input_field: text
+    rubric_text: "PASS when the reply is polite."
+    judge: {{model: openai/judge, api_base: "{base}", api_key_env: TEST_LOCAL_KEY, max_attempts: 1}}"""
+
+
+def test_a_reply_that_is_not_valid_unicode_is_that_calls_error_and_the_run_completes(tmp_path, monkeypatch, server):
+    # A lone surrogate ("\\ud800") is valid JSON but cannot be encoded: it once aborted the whole run (exit 3).
+    rows = [{"id": f"ok-{i}", "category": "ok", "behaviour": "ok", "text": f"case fine {i}"} for i in range(4)]
+    rows += [{"id": "bad-reply", "category": "bad", "behaviour": "surrogate", "text": "case surrogate"},
+             {"id": "bad-error", "category": "bad", "behaviour": "surrogate400", "text": "case surrogate in the error"},
+             {"id": "bad-judge-reply", "category": "bad", "behaviour": "ok", "text": "case judge-surrogate"},
+             {"id": "bad-judge-json", "category": "bad", "behaviour": "ok", "text": "case judge-escaped-surrogate"}]
+    root = tmp_path / "proj"
+    write_suite(root, server, rows, scorers=JUDGE.format(base=server.base_url))
+    monkeypatch.setenv("TEST_LOCAL_KEY", "sk-test-local-0123456789abcdef")
+    monkeypatch.setenv("EVALPLATFORM_PROJECT", str(root))
+    monkeypatch.delenv("EVALPLATFORM_HOME", raising=False)
+    project = Project(root)
+
+    run, record = scored_run(project, RunOptions(suite="http"))
+
+    store = HistoryStore(project.history_path)
+    assert store.get_run(run.run_id)["status"] == "complete"
+    stored = store.get_results(run.run_id)
+    assert stored.height == len(rows) * 2 * 3  # cases x repeats x scorers: nothing lost
+    outcome = {(c, s): o for c, s, o in stored.select("case_id", "scorer", "outcome").unique().iter_rows()}
+    error = dict(stored.filter(pl.col("outcome") == "error").select(
+        pl.concat_str("case_id", pl.lit("/"), "scorer"), "error").unique().iter_rows())
+    for scorer in ("nonempty", "says_case", "tone_judge"):
+        assert outcome["bad-reply", scorer] == "error"
+        assert "not valid Unicode" in error[f"bad-reply/{scorer}"]
+        assert outcome["bad-error", scorer] == "error"
+        assert "HTTP 400" in error[f"bad-error/{scorer}"]
+        assert "\\ud800" in error[f"bad-error/{scorer}"]  # shown escaped, not dropped
+        for i in range(4):
+            assert outcome[f"ok-{i}", scorer] == "pass"
+    # The judge's own reply: unencodable text, or verdict JSON whose reasoning decodes to a lone surrogate.
+    for case in ("bad-judge-reply", "bad-judge-json"):
+        assert outcome[case, "says_case"] == "pass"
+        assert outcome[case, "tone_judge"] == "error"
+        assert "unicode" in error[f"{case}/tone_judge"].lower()
+    ok = stored.filter(pl.col("case_id") == "ok-0")["output_hash"].unique().to_list()
+    assert [store.get_output(h) for h in ok] == ["answer to: ok case fine 0\n"]  # stored in the history
+    assert stored.filter(pl.col("case_id") == "bad-reply")["output_hash"].is_null().all()
+
+
+def test_a_token_in_the_api_base_userinfo_is_stored_nowhere(tmp_path, monkeypatch, server, capsys, caplog):
+    import logging
+
+    from evalplatform.cli import main
+
+    token = "gwTok3n77"
+    rows = [{"id": f"{b}-0", "category": b, "behaviour": b, "text": f"case {b}"} for b in ("ok", "always500",
+                                                                                          "unauthorized")]
+    root = tmp_path / "proj"
+    suite = write_suite(root, server, rows)
+    # The HTTP client refuses credentials in the URL next to an api key: every call fails ("client
+    # configuration"), the error texts and the run's failure reason repeat the URL.
+    suite.write_text(suite.read_text().replace("http://127.0.0.1", f"http://{token}@127.0.0.1"))
+    monkeypatch.setenv("TEST_LOCAL_KEY", "sk-test-local-0123456789abcdef")
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://{token}@127.0.0.1:1/v1")  # lands in the recorded environment
+    monkeypatch.setenv("EVALPLATFORM_PROJECT", str(root))
+    monkeypatch.delenv("EVALPLATFORM_HOME", raising=False)
+    caplog.set_level(logging.DEBUG)
+
+    # As an infrastructure failure (the default threshold): the reason names the endpoint.
+    assert main(["run", "--suite", str(suite), "--engine", "direct"]) == 3
+    # Scored anyway (threshold 1): error texts, decision and reports.
+    suite.write_text(suite.read_text().replace("  timeout_s: 10\n", "  timeout_s: 10\n  max_infra_error_share: 1\n"))
+    rc = main(["run", "--suite", str(suite), "--engine", "direct", "--json", str(tmp_path / "decision.json"),
+               "--markdown", str(tmp_path / "decision.md"), "--junit", str(tmp_path / "decision.xml")])
+    assert rc == 1
+
+    store = HistoryStore(Project(root).history_path)
+    runs = {r["status"]: store.get_run(r["run_id"]) for r in store.list_runs(status=None).to_dicts()}
+    assert set(runs) == {"failed", "complete"}
+    assert "http://[REDACTED]@127.0.0.1:" in runs["failed"]["failure"]
+    for run in runs.values():
+        assert run["target_params"]["api_base"].startswith("http://[REDACTED]@127.0.0.1:")
+        assert "OPENAI_BASE_URL" not in run["provenance"]["environment"]
+    stored = json.dumps(list(runs.values()), default=str) + json.dumps(
+        store.get_results(runs["complete"]["run_id"]).to_dicts(), default=str)
+    out = capsys.readouterr()
+    reports = "".join((tmp_path / f).read_text() for f in ("decision.json", "decision.md", "decision.xml"))
+    for where, text in {"history": stored, "stdout": out.out, "stderr": out.err, "logs": caplog.text,
+                        "reports": reports}.items():
+        assert token not in text, where
+        assert "sk-test-local" not in text, where
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _down_project(tmp_path, monkeypatch, server, rows, target: str = ""):
+    root = tmp_path / "proj"
+    suite = write_suite(root, server, rows, target=target)
+    monkeypatch.setenv("TEST_LOCAL_KEY", "sk-test-local-0123456789abcdef")
+    monkeypatch.setenv("EVALPLATFORM_PROJECT", str(root))
+    monkeypatch.delenv("EVALPLATFORM_HOME", raising=False)
+    return root, suite
+
+
+def test_a_dead_endpoint_is_an_infrastructure_failure_not_a_quality_verdict(tmp_path, monkeypatch, server, capsys):
+    from evalplatform.cli import main
+
+    rows = [{"id": f"ok-{i}", "category": "ok", "behaviour": "ok", "text": f"case {i}"} for i in range(10)]
+    root, suite = _down_project(tmp_path, monkeypatch, server, rows)
+    dead = f"http://127.0.0.1:{_closed_port()}/v1"
+    suite.write_text(suite.read_text().replace(server.base_url, dead))
+
+    rc = main(["run", "--suite", str(suite), "--engine", "direct"])
+
+    out = capsys.readouterr()
+    assert rc == 3
+    store = HistoryStore(Project(root).history_path)
+    [run] = store.list_runs(status=None).to_dicts()
+    stored = store.get_run(run["run_id"])
+    assert stored["status"] == "failed" and stored["decision"] is None
+    assert f"target unreachable: 20 of 20 calls failed to connect to {dead} (connection refused)" in stored["failure"]
+    assert "target unreachable" in out.err
+    for verdict in ("PASS", "FAIL", "BLOCK", "regression"):
+        assert verdict not in out.out
+
+
+def test_mostly_failing_calls_are_an_infrastructure_failure_at_the_suites_threshold(tmp_path, monkeypatch, server,
+                                                                                   capsys):
+    from evalplatform.cli import main
+
+    # 6 of 10 cases always get a 500: 60% of calls failed on the endpoint's side.
+    rows = [{"id": f"{b}-{i}", "category": b, "behaviour": b, "text": f"case {i}"}
+            for b, n in (("always500", 6), ("ok", 4)) for i in range(n)]
+    root, suite = _down_project(tmp_path, monkeypatch, server, rows)
+    assert main(["run", "--suite", str(suite), "--engine", "direct"]) == 3
+    store = HistoryStore(Project(root).history_path)
+    [failed] = store.list_runs(status="failed").to_dicts()
+    assert "12 of 20 calls (60%)" in store.get_run(failed["run_id"])["failure"]
+    assert "PASS" not in capsys.readouterr().out
+
+    # Settable: at 0.7 the same run is scored (and blocked by its errors, never passed).
+    suite.write_text(suite.read_text().replace("  timeout_s: 10\n", "  timeout_s: 10\n  max_infra_error_share: 0.7\n"))
+    assert main(["run", "--suite", str(suite), "--engine", "direct"]) == 1
+    assert store.list_runs(status="complete").height == 1

@@ -84,6 +84,12 @@ def test_collect_outside_git_and_without_git_does_not_fail(tmp_path, monkeypatch
     assert (info["git_commit"], info["lock_hash"]) == (None, None)
 
 
+def test_a_url_with_any_userinfo_is_never_captured(monkeypatch):
+    env = {"OPENAI_BASE_URL": "http://tok3n@proxy.internal/v1", "EVALPLATFORM_URL": "https://u:p@h/x",
+           "OPENAI_API_BASE": "http://proxy.internal/v1/users/@me"}
+    assert safe_environment(env) == {"OPENAI_API_BASE": "http://proxy.internal/v1/users/@me"}
+
+
 def test_secrets_are_never_captured(tmp_path, monkeypatch):
     secrets = {
         "OPENAI_API_KEY": "sk-proj-abcdefghijklmnopqrstuvwxyz012345",

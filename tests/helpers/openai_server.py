@@ -7,6 +7,11 @@ Models (the part after `openai/` in a litellm model string):
   slow-S        sleeps S seconds (float) before answering 200: the timeout path
   malformed     200 with a body that is not JSON
   unauthorized  401 whose message quotes the Authorization header back (as real providers do with keys)
+  surrogate     200 whose reply text holds a lone surrogate ("\\ud800": valid JSON, invalid Unicode)
+  surrogate400  400 whose error message holds a lone surrogate
+  judge         200 with a judge verdict {"reasoning": ..., "verdict": "PASS"}; when the judged text contains
+                `judge-surrogate` the reply text holds a lone surrogate instead; with `judge-escaped-surrogate`
+                the reply is verdict JSON whose reasoning decodes to one (the reply text holds the escape)
   mixed         the behaviour is the first word of the last message ("always500 case-3"), for mixed batches
 Any other name answers 200 like `ok`. The server counts requests per (model, prompt) and the peak
 number of requests in flight, so tests can check what actually reached the wire.
@@ -114,8 +119,11 @@ def _prompt_of(body: dict) -> str:
     return str(messages[-1].get("content", "")) if messages else ""
 
 
-def _completion(model: str, prompt: str) -> dict:
-    text = f"answer to: {prompt}"
+LONE_SURROGATE = "\ud800"
+
+
+def _completion(model: str, prompt: str, text: str | None = None) -> dict:
+    text = f"answer to: {prompt}" if text is None else text
     return {
         "id": "chatcmpl-local",
         "object": "chat.completion",
@@ -128,6 +136,14 @@ def _completion(model: str, prompt: str) -> dict:
             "total_tokens": len(prompt.split()) + len(text.split()),
         },
     }
+
+
+def _verdict(prompt: str) -> str:
+    if "judge-escaped-surrogate" in prompt:
+        return '{"reasoning": "looks \\ud800 odd", "verdict": "PASS"}'
+    if "judge-surrogate" in prompt:
+        return f"{LONE_SURROGATE} not a verdict"
+    return json.dumps({"reasoning": "polite and on topic", "verdict": "PASS"})
 
 
 def _make_handler(server: OpenAIServer):
@@ -181,6 +197,13 @@ def _make_handler(server: OpenAIServer):
                 self._json(401, {"error": {"message": f"Incorrect API key provided: {auth}", "type": "auth"}})
             elif model == "malformed":
                 self._send(200, b"<html>this is not json", content_type="application/json")
+            elif model == "surrogate":
+                # json.dumps escapes the surrogate as \ud800: the body is valid JSON and valid UTF-8.
+                self._json(200, _completion(model, prompt, f"broken {LONE_SURROGATE} reply to: {prompt}"))
+            elif model == "surrogate400":
+                self._json(400, {"error": {"message": f"bad request {LONE_SURROGATE} here", "type": "invalid"}})
+            elif model == "judge":
+                self._json(200, _completion(model, prompt, _verdict(prompt)))
             else:
                 if model.startswith("slow-"):
                     time.sleep(float(model.split("-", 1)[1]))

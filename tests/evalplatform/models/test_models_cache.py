@@ -67,6 +67,24 @@ def test_entry_stored_under_another_key_is_not_served(tmp_path):
     assert cache.get(b) is None
 
 
+@pytest.mark.parametrize("edit", [
+    lambda doc: doc["response"].update(text="edited by hand"),
+    lambda doc: doc["response"].update(latency_ms=1.0),
+    lambda doc: doc["response"].update(text="broken \ud800"),  # json.dumps writes the escape: valid JSON
+    lambda doc: doc.pop("sha256"),
+])
+def test_well_formed_but_edited_entry_is_a_miss(tmp_path, edit):
+    cache = ResponseCache(tmp_path)
+    key = cache.key("local/x", None, MSGS, {}, None, 0)
+    cache.put(key, entry("original"))
+    doc = json.loads(cache.path(key).read_text())
+    edit(doc)
+    cache.path(key).write_text(json.dumps(doc))
+    assert cache.get(key) is None
+    cache.put(key, entry("fresh"))
+    assert cache.get(key).text == "fresh"
+
+
 def test_keys_that_are_not_hex_digests_are_rejected(tmp_path):
     with pytest.raises(ValueError):
         ResponseCache(tmp_path).get("../../etc/passwd")
@@ -132,3 +150,26 @@ def test_run_served_wholly_from_cache_never_imports_litellm(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "OK"
+
+
+def test_a_full_disk_is_one_warning_with_a_count_and_the_run_goes_on(tmp_path, monkeypatch, caplog):
+    import errno
+    import logging
+
+    from evalplatform.models import CallRequest, Target, register_app, run_calls_sync
+
+    register_app("cache-full-echo", lambda messages, params: "echo " + messages[-1]["content"])
+    cache = ResponseCache(tmp_path / "cache")
+
+    def full(self, key, response):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.path(key)))
+
+    monkeypatch.setattr(ResponseCache, "put", full)
+    requests = [CallRequest(f"c{i}", 0, [{"role": "user", "content": f"q{i}"}]) for i in range(7)]
+    with caplog.at_level(logging.WARNING):
+        results = run_calls_sync(Target(model="local/cache-full-echo"), requests, cache=cache)
+    assert [r.text for r in results] == [f"echo q{i}" for i in range(7)]  # a cache is an optimisation
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING and "cache" in r.getMessage()]
+    assert len(warnings) == 1, [w.getMessage() for w in warnings]
+    message = warnings[0].getMessage()
+    assert "7 of 7" in message and "No space left on device" in message

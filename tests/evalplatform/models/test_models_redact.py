@@ -34,8 +34,19 @@ def test_short_secret_values_are_not_masked_everywhere():
     assert redact("a normal sentence", secrets=["a ", None, ""]) == "a normal sentence"
 
 
-def test_url_userinfo_password_is_masked():
+def test_url_userinfo_is_masked_whole():
     from evalplatform.models.redact import MASK, redact
 
-    assert redact("http://bob:hunter2secret@proxy.local:8080/v1") == f"http://bob:{MASK}@proxy.local:8080/v1"
+    assert redact("http://bob:hunter2secret@proxy.local:8080/v1") == f"http://{MASK}@proxy.local:8080/v1"
     assert redact("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"
+
+
+def test_token_only_url_userinfo_is_masked():
+    from evalplatform.models.redact import MASK, redact
+
+    # A token alone as userinfo (https://TOKEN@host) is how several gateways and git hosts take keys.
+    assert redact("http://tok9Zq@127.0.0.1:8000/v1") == f"http://{MASK}@127.0.0.1:8000/v1"
+    assert redact("call https://gw1@gw.example/v1/chat failed") == f"call https://{MASK}@gw.example/v1/chat failed"
+    assert redact(redact("http://t0ken@h/v1")) == f"http://{MASK}@h/v1"  # idempotent
+    # An @ after the host is a path or query, not userinfo.
+    assert redact("http://host/v1/users/@me?by=a@b") == "http://host/v1/users/@me?by=a@b"

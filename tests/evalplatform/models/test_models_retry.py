@@ -37,8 +37,10 @@ def test_retry_after_header_forms(headers, expected):
 
 
 def test_retry_after_http_date():
-    when = datetime.now(timezone.utc) + timedelta(seconds=30)
-    assert 25 <= retry_after_seconds({"retry-after": format_datetime(when, usegmt=True)}) <= 31
+    now = datetime(2026, 11, 30, 12, 0, 0, tzinfo=timezone.utc)
+    when = format_datetime(now + timedelta(seconds=30), usegmt=True)
+    assert retry_after_seconds({"retry-after": when}, now=now) == 30.0
+    assert retry_after_seconds({"retry-after": when}, now=now + timedelta(minutes=5)) == 0.0  # past: no wait
 
 
 def test_plain_exceptions_are_not_retried_but_connection_and_timeout_are():
