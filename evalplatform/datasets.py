@@ -148,7 +148,23 @@ def _validate_row(path: Path, where: str, raw: Any, default_source: str | None) 
     for k, v in row.items():
         if isinstance(v, float) and not math.isfinite(v):
             raise InputError(path, f"{where}: {k}", "NaN or infinite value")
+        problem = _text_problem(v)
+        if problem:
+            raise InputError(path, f"{where}: {k}", problem, "fix the escape in the file")
     return row
+
+
+def _text_problem(value: Any) -> str | None:
+    """A lone surrogate ("\\ud800": valid JSON, not valid Unicode) anywhere in a field's text."""
+    from evalplatform.models.text import unicode_problem
+
+    if isinstance(value, str):
+        return unicode_problem(value)
+    if isinstance(value, list):
+        return next((p for p in map(_text_problem, value) if p), None)
+    if isinstance(value, dict):
+        return next((p for p in map(_text_problem, [*value.keys(), *value.values()]) if p), None)
+    return None
 
 
 def _tags(row: dict) -> list[str]:
