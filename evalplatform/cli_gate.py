@@ -125,17 +125,22 @@ def _baseline(args, frame, policy, store_fn) -> tuple[Any, dict[str, Any] | None
 def _calibrations(path: str | None) -> dict | None:
     if path is None:
         return None
-    import yaml
     from pydantic import ValidationError
 
     from evalplatform.policy import JudgeCalibration
+    from evalplatform.policy.load import MAX_POLICY_BYTES
+    from evalplatform.textio import load_yaml
 
     try:
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        size = Path(path).stat().st_size
+        if size > MAX_POLICY_BYTES:
+            raise InputError(path, None, f"calibrations file is {size} bytes; at most {MAX_POLICY_BYTES}")
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise InputError(path, None, "calibrations file not found") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InputError(path, None, f"cannot read calibrations: {type(exc).__name__}") from None
+    except OSError as exc:
+        raise InputError(path, None, f"cannot read calibrations: {exc.strerror or type(exc).__name__}") from None
+    doc = load_yaml(path, data)  # YAML or JSON; duplicate keys and deep nesting are bad input
     if not isinstance(doc, dict):
         raise InputError(path, None, "expected a mapping of calibration name -> counts")
     out = {}
