@@ -45,7 +45,9 @@ def _with_advisory(policy: Policy, advisory: list[str]) -> Policy:
     merged = sorted(set(policy.advisory_scorers) | set(advisory))
     if merged == sorted(policy.advisory_scorers):
         return policy
-    return Policy.model_validate({**policy.model_dump(mode="json", exclude_none=True), "advisory_scorers": merged})
+    # Only what the file said: a re-validated default would count as written (see Rule's unused settings).
+    return Policy.model_validate({**policy.model_dump(mode="json", exclude_unset=True, exclude_none=True),
+                                  "advisory_scorers": merged})
 
 
 def effective_policy(suite: LoadedSuite) -> EffectivePolicy:

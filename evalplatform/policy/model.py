@@ -140,9 +140,12 @@ class Rule(_Strict):
     no_data: Literal["block", "pass"] = Field("block", description="whether a NO_DATA outcome blocks")
     inconclusive: Literal["block", "pass"] = "block"
     errors: Literal["fail", "exclude"] = Field(
-        "fail", description="pass rates: an errored case counts as not passing (fail) or leaves the denominator "
-                            "(exclude, then the rule is ERROR above max_error_share)")
-    max_error_share: float = Field(0.05, ge=0, le=1)
+        "fail", description="pass rates, pass_at_k, pass_hat_k: an errored case counts as not passing (fail) or "
+                            "leaves the denominator (exclude, then the rule is ERROR above max_error_share); "
+                            "mean_score: an errored row scores 0 (fail) or leaves (exclude). error_rate, "
+                            "p95_latency_ms and cost_per_case refuse it")
+    max_error_share: float = Field(0.05, ge=0, le=1, description="with errors: exclude, the largest share of "
+                                   "errored units the rule accepts before it is ERROR")
     cluster: str = Field("case", description="the independent unit: case, or tag:KEY for grouped cases")
     judge: JudgeRef | None = None
     on_incomplete: Literal["error", "ignore"] | None = Field(
@@ -179,6 +182,11 @@ class Rule(_Strict):
             raise ValueError("judge_corrected_pass_rate needs judge: {calibration: NAME} or judge: {counts: ...}")
         if spec.needs_scorer and self.select.scorer is None:
             raise ValueError(f"metric {self.metric} needs select.scorer")
+        ignored = [f for f in ("errors", "max_error_share") if f in self.model_fields_set]
+        if ignored and not spec.honours_errors:
+            # A setting that changes nothing would read as a promise the rule does not keep.
+            raise ValueError(f"metric {self.metric} does not use `{ignored[0]}` (errored calls "
+                             f"are what it measures, or it has no pass/fail units); remove `{ignored[0]}`")
         return self
 
 

@@ -101,6 +101,14 @@ RESULT_CASES = [
      "duplicate key 'min'"),
     ("ok.jsonl", _jsonl(10), "description: " + "[" * 50000 + "]" * 50000 + "\n" + GOOD_POLICY, [], 2,
      "nested too deeply"),
+    # Error settings where a metric does not use them: refused, naming the rule and the setting.
+    ("ok.jsonl", _jsonl(10), "rules:\n  - {id: floor, metric: pass_rate, bound: {min: 0.5}}\n"
+                             "  - {id: errs, metric: error_rate, bound: {max: 0.1}, errors: exclude}\n", [], 2,
+     "rules[1] (rule errs): metric error_rate does not use `errors`"),
+    ("ok.jsonl", _jsonl(10), "rules:\n  - {id: lat, metric: p95_latency_ms, bound: {max: 900}, max_error_share: 0.2}\n",
+     [], 2, "metric p95_latency_ms does not use `max_error_share`"),
+    ("ok.jsonl", _jsonl(10), "rules:\n  - {id: cost, metric: cost_per_case, bound: {max: 0.1}, errors: fail}\n",
+     [], 2, "metric cost_per_case does not use `errors`"),
     # Baselines.
     ("ok.jsonl", _jsonl(10), "rules:\n  - {id: reg, metric: pass_rate, bound: {max_drop: 0.05}}\n",
      ["--baseline", "no-such-run-or-file"], 2, "--baseline"),
