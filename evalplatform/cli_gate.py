@@ -152,6 +152,17 @@ def _calibrations(path: str | None) -> dict | None:
     return out
 
 
+def _judges_not_allowed(store_fn, history_run: str | None) -> dict[str, str]:
+    """A recorded run's judges that may not gate, by the identities it pinned and the history's
+    calibrations; imported result files carry no judges of ours."""
+    if history_run is None:
+        return {}
+    from evalplatform.decide import judges_not_allowed_by_pins
+
+    record = store_fn().get_run(history_run) or {}
+    return judges_not_allowed_by_pins(store_fn(), record.get("judge_pins"))
+
+
 def _label(paths: list[str]) -> str:
     return paths[0] if len(paths) == 1 else f"{paths[0]} (+{len(paths) - 1} files)"
 
@@ -193,7 +204,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
     decision = evaluate_policy(loaded.policy, frame, baseline, calibrations=_calibrations(args.calibrations),
                                input_warnings=warnings, policy_hash=loaded.sha256,
                                results_label=_label(args.results) if args.results else f"run {inputs['run_id']}",
-                               baseline_label=f"baseline {_baseline_name(baseline_info)}")
+                               baseline_label=f"baseline {_baseline_name(baseline_info)}",
+                               judges_not_allowed=_judges_not_allowed(store_fn, history_run))
     decision.inputs = inputs
     decided_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     print(render_table(decision))

@@ -191,6 +191,10 @@ class Rule(_Strict):
 
 
 class Policy(_Strict):
+    """A release standard. Its decision is PASS only when at least one blocking rule had data and passed
+    and no rule blocks; BLOCK when a rule blocks; NO_DATA (exit 1, never promoted) when no blocking
+    rule had data and passed, unless `allow_empty: true`."""
+
     version: Literal[1] = 1
     name: str = "policy"
     description: str = ""
@@ -202,6 +206,14 @@ class Policy(_Strict):
         default_factory=list,
         description="scorers that are reported but never gate (e.g. judges not calibrated well enough): every "
                     "rule that does not name them in select.scorer ignores their rows")
+    allow_empty: bool = Field(
+        False, description="when no blocking rule had data and passed (every one NO_DATA or INCONCLUSIVE without "
+                           "blocking, or the policy is advisory_only), the decision is NO_DATA and fails (exit 1, "
+                           "never promoted); true makes it PASS instead, and the decision says so")
+    advisory_only: bool = Field(
+        False, description="allow a policy without a blocking rule (refused otherwise). Its rules only report: "
+                           "the decision is NO_DATA (exit 1, never promoted) since nothing gates, or PASS with "
+                           "allow_empty: true; a blocking rule in it is refused")
     rules: list[Rule] = Field(min_length=1)
 
     @model_validator(mode="before")
@@ -233,4 +245,15 @@ class Policy(_Strict):
             if rule.id in seen:
                 raise ValueError(f"rule id {rule.id!r} appears twice")
             seen.add(rule.id)
+        return self
+
+    @model_validator(mode="after")
+    def _something_gates(self) -> "Policy":
+        blocking = [r.id for r in self.rules if r.severity == "blocking"]
+        if self.advisory_only and blocking:
+            raise ValueError(f"advisory_only: true, but rule {blocking[0]} is blocking "
+                             "(make it severity: advisory, or remove advisory_only)")
+        if not blocking and not self.advisory_only:
+            raise ValueError("no rule is blocking, so this policy could never stop a change; make a rule "
+                             "severity: blocking, or say advisory_only: true")
         return self

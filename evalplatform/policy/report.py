@@ -45,10 +45,20 @@ def render_table(decision: Decision) -> str:
         lines.append(f"{r.rule_id[:30]:<30} {r.severity:<9} {_mark(r):<26} {_num(r.numbers.get('estimate')):>9} "
                      f"{_bounds(r):>18} {_threshold(r):>12} {_num(r.numbers.get('n')):>7}")
         lines.append(f"    {r.reason}")
-    blocked = [r.rule_id for r in decision.rules if r.blocks]
-    verdict = f"BLOCKED by {', '.join(blocked)}" if blocked else "PASS"
-    lines.append(f"decision: {verdict}  (policy {decision.policy_name}, sha256 {(decision.policy_hash or '?')[:12]})")
+    lines.append(f"decision: {_verdict(decision)}  (policy {decision.policy_name}, "
+                 f"sha256 {(decision.policy_hash or '?')[:12]})")
+    lines += [w for w in decision.warnings if w.startswith("decision: ")]
     return "\n".join(lines)
+
+
+def _verdict(decision: Decision) -> str:
+    """The overall decision in words: only PASS reads as a pass (NO_DATA is not one)."""
+    blocked = [r.rule_id for r in decision.rules if r.blocks]
+    if decision.overall == "PASS" and not blocked:
+        return "PASS"
+    if decision.overall == "NO_DATA":
+        return "NO_DATA (nothing demonstrated: not a pass)"
+    return f"BLOCKED by {', '.join(blocked)}" if blocked else f"{decision.overall} (not a pass)"
 
 
 def _md(text: str) -> str:
@@ -57,7 +67,8 @@ def _md(text: str) -> str:
 
 def render_markdown(decision: Decision) -> str:
     blocked = [r.rule_id for r in decision.rules if r.blocks]
-    title = "Gate: **BLOCKED**" if blocked else "Gate: **PASS**"
+    word = "PASS" if decision.passed and not blocked else "NO_DATA" if decision.overall == "NO_DATA" else "BLOCKED"
+    title = f"Gate: **{word}**"
     lines = [f"### {title} (policy `{_md(decision.policy_name)}`, sha256 `{(decision.policy_hash or '?')[:12]}`)", ""]
     if blocked:
         lines += [f"Blocking: {', '.join(f'`{b}`' for b in blocked)}", ""]
@@ -75,8 +86,15 @@ def render_junit(decision: Decision) -> str:
     """One testcase per rule: failure when it blocks, skipped when an advisory rule does not pass."""
     failures = sum(r.blocks for r in decision.rules)
     skipped = sum(1 for r in decision.rules if not r.blocks and r.outcome != "PASS")
+    # A decision that is not a pass with no rule to blame (an advisory_only policy) still fails the suite.
+    unblamed = not decision.passed and failures == 0
+    failures += unblamed
+    tests = len(decision.rules) + unblamed
     suite = ET.Element("testsuite", name=f"evalplatform gate: {decision.policy_name}",
-                       tests=str(len(decision.rules)), failures=str(failures), errors="0", skipped=str(skipped))
+                       tests=str(tests), failures=str(failures), errors="0", skipped=str(skipped))
+    if unblamed:
+        case = ET.SubElement(suite, "testcase", classname=f"policy.{decision.policy_name}", name="decision")
+        ET.SubElement(case, "failure", message=_verdict(decision), type=decision.overall)
     for r in decision.rules:
         case = ET.SubElement(suite, "testcase", classname=f"policy.{decision.policy_name}", name=r.rule_id)
         if r.blocks:
@@ -86,8 +104,7 @@ def render_junit(decision: Decision) -> str:
             ET.SubElement(case, "skipped", message=f"{r.outcome} ({r.severity}, does not block): {r.reason}")
         out = ET.SubElement(case, "system-out")
         out.text = f"{r.outcome}: {r.reason}\n{json.dumps(r.numbers, sort_keys=True)}"
-    root = ET.Element("testsuites", name="evalplatform gate", tests=str(len(decision.rules)),
-                      failures=str(failures))
+    root = ET.Element("testsuites", name="evalplatform gate", tests=str(tests), failures=str(failures))
     root.append(suite)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -198,7 +198,8 @@ def test_missing_promoted_baseline_blocks_unless_the_rule_says_no_data(tmp_path,
     results = _write(tmp_path, "r.jsonl", _jsonl(5))
     rc, _, err = _gate(capsys, "--results", results, "--policy", strict, "--baseline", "promoted")
     assert rc == 1 and "no baseline" in _blocked_line(err, "reg")
-    lenient = _write(tmp_path, "lenient.yaml", "suite: demo\nrules:\n  - {id: reg, metric: pass_rate, "
+    lenient = _write(tmp_path, "lenient.yaml", "suite: demo\nrules:\n  - {id: floor, metric: pass_rate, "
+                                               "bound: {min: 0.3}}\n  - {id: reg, metric: pass_rate, "
                                                "bound: {max_drop: 0.05}, on_missing: no_data, no_data: pass}\n")
     rc, out, _ = _gate(capsys, "--results", results, "--policy", lenient, "--baseline", "promoted")
     assert rc == 0 and "NO_DATA (does not block)" in out
