@@ -88,24 +88,27 @@ def _candidate(args, store_fn) -> tuple[Any, list[str], dict[str, Any], str | No
     raise InputError(None, "--results", "nothing to gate", "give --results FILE... or --run RUN_ID")
 
 
-def _baseline(args, frame, policy, store_fn) -> tuple[Any, dict[str, Any] | None]:
+def _baseline(args, frame, policy, store_fn, candidate_run: str | None) -> tuple[Any, dict[str, Any] | None]:
     from evalplatform.importers import load_results
 
     spec = args.baseline
     if spec is None:
         return None, None
     if spec == "promoted":
+        from evalplatform.decide import baseline_for
+
         suites = frame["suite"].drop_nulls().unique().to_list() if frame.height else []
         suite = policy.suite or (suites[0] if len(suites) == 1 else None)
         if suite is None:
             raise InputError(args.policy, "suite", "--baseline promoted needs to know the suite "
                              f"(the results name {len(suites)} suites)", "set `suite:` in the policy")
-        store = store_fn()
-        run_id = store.latest_baseline(suite)
-        if run_id is None:
-            # No baseline yet (a suite's first run): relative rules follow their on_missing.
-            return None, {"kind": "promoted", "suite": suite, "run_id": None}
-        return store.get_results(run_id), {"kind": "promoted", "suite": suite, "run_id": run_id}
+        # The run pipeline's rule: the suite's promoted baseline, never the candidate itself. None yet (a
+        # suite's first run) or only itself: relative rules follow their on_missing.
+        run_id, baseline = baseline_for(store_fn(), suite, candidate_run)
+        info = {"kind": "promoted", "suite": suite, "run_id": run_id}
+        if run_id is None and candidate_run is not None and store_fn().latest_baseline(suite) == candidate_run:
+            info["note"] = f"run {candidate_run} is itself the promoted baseline: nothing to compare with"
+        return baseline, info
     path = Path(spec)
     if path.exists():
         try:
@@ -119,6 +122,9 @@ def _baseline(args, frame, policy, store_fn) -> tuple[Any, dict[str, Any] | None
     if record is None:
         raise InputError(spec, "--baseline", "neither a result file nor a run in the history",
                          "give a file path, a run id, or `promoted`")
+    if record["run_id"] == candidate_run:
+        raise InputError(spec, "--baseline", "is the run being gated: a run compared with itself shows no change",
+                         "give an earlier run, or `promoted`")
     return store.get_results(record["run_id"]), {"kind": "run", "run_id": record["run_id"]}
 
 
@@ -198,9 +204,11 @@ def cmd_gate(args: argparse.Namespace) -> int:
     frame, warnings, inputs, history_run = _candidate(args, store_fn)
     for note in warnings:
         print(f"warning: {note}", file=sys.stderr)
-    baseline, baseline_info = _baseline(args, frame, loaded.policy, store_fn)
+    baseline, baseline_info = _baseline(args, frame, loaded.policy, store_fn, history_run)
     if baseline_info is not None:
         inputs["baseline"] = baseline_info
+        if baseline_info.get("note"):
+            print(f"note: {baseline_info['note']}", file=sys.stderr)
     decision = evaluate_policy(loaded.policy, frame, baseline, calibrations=_calibrations(args.calibrations),
                                input_warnings=warnings, policy_hash=loaded.sha256,
                                results_label=_label(args.results) if args.results else f"run {inputs['run_id']}",

@@ -61,8 +61,10 @@ def effective_policy(suite: LoadedSuite) -> EffectivePolicy:
     return EffectivePolicy(pol, sha256_text(canonical_json(pol.model_dump(mode="json"))), "suite gate")
 
 
-def baseline_for(store: HistoryStore, suite_name: str, run_id: str) -> tuple[str | None, pl.DataFrame | None]:
-    """The suite's last promoted baseline (never the run itself), with its results."""
+def baseline_for(store: HistoryStore, suite_name: str,
+                 run_id: str | None) -> tuple[str | None, pl.DataFrame | None]:
+    """The suite's last promoted baseline, with its results; none when that is the run itself (a run
+    compared with itself shows no change). The one rule for the run pipeline and `gate --baseline promoted`."""
     base_id = store.latest_baseline(suite_name)
     if base_id is None or base_id == run_id:
         return None, None
