@@ -28,8 +28,31 @@ class _DuplicateKey(yaml.constructor.ConstructorError):
         self.key = key
 
 
+# Far deeper than any suite, policy or rubric needs, and shallow enough that nothing downstream
+# (the parser, pydantic serialization, json.dumps) can run out of stack on a file that loaded.
+MAX_YAML_DEPTH = 100
+
+
+class _TooDeep(yaml.YAMLError):
+    def __init__(self, mark: yaml.Mark):
+        super().__init__()
+        self.problem_mark = mark
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one silently)
+    and nesting deeper than MAX_YAML_DEPTH."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise _TooDeep(self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict[Any, yaml.Mark] = {}
@@ -60,6 +83,9 @@ def load_yaml(path: str | Path, data: bytes | str, example: str | None = None) -
         mark = exc.problem_mark
         raise InputError(path, f"line {mark.line + 1}: {exc.key}", exc.problem,
                          "give each key once; the second would silently replace the first") from None
+    except _TooDeep as exc:
+        raise InputError(path, f"line {exc.problem_mark.line + 1}",
+                         f"YAML nested too deeply (more than {MAX_YAML_DEPTH} levels)", "flatten the file") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None

@@ -70,6 +70,9 @@ BAD = {
     "duplicate_nested_key": (lambda r: _edit_yaml(r, "  seed: 7\n", "  seed: 7\n  seed: 8\n"), "duplicate key 'seed'"),
     "deeply_nested_yaml": (lambda r: _edit_yaml(r, "repeats: 1", "repeats: 1\nx: " + "[" * 20000 + "]" * 20000),
                            "nested too deeply"),
+    # Shallow enough for the YAML parser, too deep for serializing the target's params: refused at load.
+    "deep_params": (lambda r: _edit_yaml(r, "  max_tokens: 64\n", "  max_tokens: 64\n  extra_params: {x: "
+                                         + "[" * 300 + "]" * 300 + "}\n"), "line 13: YAML nested too deeply"),
 }
 
 
