@@ -193,7 +193,9 @@ class Rule(_Strict):
 class Policy(_Strict):
     """A release standard. Its decision is PASS only when at least one blocking rule had data and passed
     and no rule blocks; BLOCK when a rule blocks; NO_DATA (exit 1, never promoted) when no blocking
-    rule had data and passed, unless `allow_empty: true`."""
+    rule had data and passed, unless `allow_empty: true`. A policy without a blocking rule is refused
+    unless it says `advisory_only: true`; its rules then only report, and its decision is NO_DATA (or
+    PASS with `allow_empty: true`)."""
 
     version: Literal[1] = 1
     name: str = "policy"
