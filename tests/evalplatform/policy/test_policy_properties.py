@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evalplatform.policy import evaluate_policy, evaluate_rule
+from evalplatform.policy import METRICS, evaluate_policy, evaluate_rule
+from evalplatform.policy.units import Selected
 from tests.evalplatform.policy.builders import frame, one_rule, policy, rows
 
 RANK = {"FAIL": 0, "INCONCLUSIVE": 1, "PASS": 2}
@@ -120,3 +121,47 @@ def test_five_all_pass_cases_in_three_repeats_do_not_prove_pass_at_3_of_0999():
     for metric in ("pass_at_k\nk: 3", "pass_hat_k\nk: 3", "mean_score\nselect: {scorer: s}"):
         r = evaluate_rule(one_rule(f"metric: {metric}\nbound: {{min: 0.999}}").rules[0], df)
         assert r.outcome == "INCONCLUSIVE" and r.numbers["lower"] < 0.7, (metric, r.numbers)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(["pass_rate", "mean_score\nselect: {scorer: s}", "pass_at_k\nk: 2", "pass_hat_k\nk: 2"]),
+       st.integers(2, 10), st.integers(2, 3), st.data())
+def test_no_baseline_comparison_is_tighter_than_tango_on_the_cases(metric, n_cases, repeats, data):
+    """Relative bounds on per-case means (repeats, scores) are never narrower than the paired binary
+    interval at the same discordance: a paired bootstrap collapses to a point when every case agrees."""
+    from evalplatform import stats
+
+    def side(run_id: str) -> list[dict]:
+        outcomes = data.draw(st.lists(st.sampled_from(["pass", "fail"]), min_size=n_cases * repeats,
+                                      max_size=n_cases * repeats))
+        if data.draw(st.booleans()):
+            outcomes = ["pass"] * len(outcomes)
+        return [{"run_id": run_id, "suite": "demo", "case_id": f"c{i // repeats:03d}", "repeat": i % repeats,
+                 "scorer": "s", "outcome": o, "score": float(o == "pass"), "tags": [],
+                 "case_hash": f"h{i // repeats}"} for i, o in enumerate(outcomes)]
+
+    rule = one_rule(f"metric: {metric}\nbound: {{max_drop: 0.05}}").rules[0]
+    cand, base = frame(side("cand")), frame(side("base"))
+    result = evaluate_rule(rule, cand, base)
+    if result.outcome == "ERROR":
+        return
+    per = METRICS[rule.metric].per_case
+    diffs = (per(Selected(cand), rule)["value"] - per(Selected(base), rule)["value"]).to_numpy()
+    lo, hi = stats.paired_diff_ci_tango_envelope(diffs, conf=2 * rule.confidence - 1)
+    assert result.numbers["lower"] <= lo + 1e-9 and result.numbers["upper"] >= hi - 1e-9, result.numbers
+
+
+def test_five_all_pass_cases_on_both_sides_do_not_prove_no_regression():
+    df = frame(*[rows(5, 0, repeat=r) for r in range(3)])
+    for metric in ("pass_at_k\nk: 3", "pass_hat_k\nk: 3", "mean_score\nselect: {scorer: s}", "pass_rate"):
+        r = evaluate_rule(one_rule(f"metric: {metric}\nbound: {{max_drop: 0.05}}").rules[0], df, df)
+        assert r.outcome == "INCONCLUSIVE" and r.numbers["lower"] < -0.3, (metric, r.numbers)
+
+
+@FAST
+@given(st.lists(st.sampled_from([-1.0, 0.0, 1.0]), min_size=1, max_size=60))
+def test_the_tango_envelope_of_binary_pairs_is_the_tango_interval(diffs):
+    from evalplatform import stats
+
+    b, c = diffs.count(1.0), diffs.count(-1.0)
+    assert stats.paired_diff_ci_tango_envelope(diffs, 0.9) == stats.paired_diff_ci_tango(b, c, len(diffs), 0.9)
