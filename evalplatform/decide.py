@@ -140,7 +140,8 @@ def judges_not_allowed_by_pins(store: HistoryStore, pins: Any) -> dict[str, str]
             out[scorer] = (f"uncalibrated or stale: no calibration of the identity the run used ({key}); "
                            "run `evalplatform calibrate`")
         elif not cal.get("allowed"):
-            out[scorer] = f"refused: {'; '.join(cal.get('reasons') or []) or 'its calibration did not clear the floors'}"
+            reasons = "; ".join(cal.get("reasons") or []) or "its calibration did not clear the floors"
+            out[scorer] = f"refused: {reasons}"
     return out
 
 

@@ -1,4 +1,4 @@
-"""Reading user files as text: UTF-8 (BOM tolerated), safe YAML, strict JSON, regular expressions; each fails in one line."""
+"""Reading user files: UTF-8 (BOM tolerated), safe YAML, strict JSON, regular expressions; one-line failures."""
 
 from __future__ import annotations
 

@@ -221,7 +221,7 @@ def _result(rule: Rule, outcome: str, reason: str, numbers: dict | None = None) 
                       _clean({**base, **(numbers or {})}), rule.description)
 
 
-def not_allowed_reason(scorer: str, why: str) -> str:
+def _not_allowed_reason(scorer: str, why: str) -> str:
     return f"judge {scorer} is not allowed to gate: {why}"
 
 
@@ -235,11 +235,11 @@ def _judge_not_allowed(rule: Rule, rows: Selected, not_allowed: Mapping[str, str
         return None
     named = [s for s in (rule.select.scorers() or []) if s in not_allowed]
     if named:
-        return not_allowed_reason(named[0], not_allowed[named[0]])
+        return _not_allowed_reason(named[0], not_allowed[named[0]])
     if rows.height:
         present = sorted(rows.rows.filter(pl.col("scorer").is_in(list(not_allowed)))["scorer"].unique().to_list())
         if present:
-            return not_allowed_reason(present[0], not_allowed[present[0]]) + (
+            return _not_allowed_reason(present[0], not_allowed[present[0]]) + (
                 f" (+{len(present) - 1} more judge(s))" if len(present) > 1 else "")
     return None
 

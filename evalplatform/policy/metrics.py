@@ -305,4 +305,5 @@ def judge_corrected_pass_rate(sel: Selected, rule: "Rule", calibrations=None) ->
             "delta_ci": rg["ci"], "lee2025_ci": lee,
             "se": rg["se"], "se_ignoring_calibration": rg["se_ignoring_calibration"], "sensitivity": sens,
             "specificity": spec, "m_human_pass": cal.m_human_pass, "m_human_fail": cal.m_human_fail,
-            "method": f"rogan-gladen, widest of delta method, lee2025 and {rule.method} on n", "confidence": rule.confidence, **extra}
+            "method": f"rogan-gladen, widest of delta method, lee2025 and {rule.method} on n",
+            "confidence": rule.confidence, **extra}
