@@ -88,24 +88,27 @@ def _candidate(args, store_fn) -> tuple[Any, list[str], dict[str, Any], str | No
     raise InputError(None, "--results", "nothing to gate", "give --results FILE... or --run RUN_ID")
 
 
-def _baseline(args, frame, policy, store_fn) -> tuple[Any, dict[str, Any] | None]:
+def _baseline(args, frame, policy, store_fn, candidate_run: str | None) -> tuple[Any, dict[str, Any] | None]:
     from evalplatform.importers import load_results
 
     spec = args.baseline
     if spec is None:
         return None, None
     if spec == "promoted":
+        from evalplatform.decide import baseline_for
+
         suites = frame["suite"].drop_nulls().unique().to_list() if frame.height else []
         suite = policy.suite or (suites[0] if len(suites) == 1 else None)
         if suite is None:
             raise InputError(args.policy, "suite", "--baseline promoted needs to know the suite "
                              f"(the results name {len(suites)} suites)", "set `suite:` in the policy")
-        store = store_fn()
-        run_id = store.latest_baseline(suite)
-        if run_id is None:
-            # No baseline yet (a suite's first run): relative rules follow their on_missing.
-            return None, {"kind": "promoted", "suite": suite, "run_id": None}
-        return store.get_results(run_id), {"kind": "promoted", "suite": suite, "run_id": run_id}
+        # The run pipeline's rule: the suite's promoted baseline, never the candidate itself. None yet (a
+        # suite's first run) or only itself: relative rules follow their on_missing.
+        run_id, baseline = baseline_for(store_fn(), suite, candidate_run)
+        info = {"kind": "promoted", "suite": suite, "run_id": run_id}
+        if run_id is None and candidate_run is not None and store_fn().latest_baseline(suite) == candidate_run:
+            info["note"] = f"run {candidate_run} is itself the promoted baseline: nothing to compare with"
+        return baseline, info
     path = Path(spec)
     if path.exists():
         try:
@@ -119,23 +122,31 @@ def _baseline(args, frame, policy, store_fn) -> tuple[Any, dict[str, Any] | None
     if record is None:
         raise InputError(spec, "--baseline", "neither a result file nor a run in the history",
                          "give a file path, a run id, or `promoted`")
+    if record["run_id"] == candidate_run:
+        raise InputError(spec, "--baseline", "is the run being gated: a run compared with itself shows no change",
+                         "give an earlier run, or `promoted`")
     return store.get_results(record["run_id"]), {"kind": "run", "run_id": record["run_id"]}
 
 
 def _calibrations(path: str | None) -> dict | None:
     if path is None:
         return None
-    import yaml
     from pydantic import ValidationError
 
     from evalplatform.policy import JudgeCalibration
+    from evalplatform.policy.load import MAX_POLICY_BYTES
+    from evalplatform.textio import load_yaml
 
     try:
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        size = Path(path).stat().st_size
+        if size > MAX_POLICY_BYTES:
+            raise InputError(path, None, f"calibrations file is {size} bytes; at most {MAX_POLICY_BYTES}")
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise InputError(path, None, "calibrations file not found") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InputError(path, None, f"cannot read calibrations: {type(exc).__name__}") from None
+    except OSError as exc:
+        raise InputError(path, None, f"cannot read calibrations: {exc.strerror or type(exc).__name__}") from None
+    doc = load_yaml(path, data)  # YAML or JSON; duplicate keys and deep nesting are bad input
     if not isinstance(doc, dict):
         raise InputError(path, None, "expected a mapping of calibration name -> counts")
     out = {}
@@ -145,6 +156,17 @@ def _calibrations(path: str | None) -> dict | None:
         except ValidationError as exc:
             raise InputError(path, str(name), exc.errors()[0]["msg"]) from None
     return out
+
+
+def _judges_not_allowed(store_fn, history_run: str | None) -> dict[str, str]:
+    """A recorded run's judges that may not gate, by the identities it pinned and the history's
+    calibrations; imported result files carry no judges of ours."""
+    if history_run is None:
+        return {}
+    from evalplatform.decide import judges_not_allowed_by_pins
+
+    record = store_fn().get_run(history_run) or {}
+    return judges_not_allowed_by_pins(store_fn(), record.get("judge_pins"))
 
 
 def _label(paths: list[str]) -> str:
@@ -182,13 +204,16 @@ def cmd_gate(args: argparse.Namespace) -> int:
     frame, warnings, inputs, history_run = _candidate(args, store_fn)
     for note in warnings:
         print(f"warning: {note}", file=sys.stderr)
-    baseline, baseline_info = _baseline(args, frame, loaded.policy, store_fn)
+    baseline, baseline_info = _baseline(args, frame, loaded.policy, store_fn, history_run)
     if baseline_info is not None:
         inputs["baseline"] = baseline_info
+        if baseline_info.get("note"):
+            print(f"note: {baseline_info['note']}", file=sys.stderr)
     decision = evaluate_policy(loaded.policy, frame, baseline, calibrations=_calibrations(args.calibrations),
                                input_warnings=warnings, policy_hash=loaded.sha256,
                                results_label=_label(args.results) if args.results else f"run {inputs['run_id']}",
-                               baseline_label=f"baseline {_baseline_name(baseline_info)}")
+                               baseline_label=f"baseline {_baseline_name(baseline_info)}",
+                               judges_not_allowed=_judges_not_allowed(store_fn, history_run))
     decision.inputs = inputs
     decided_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     print(render_table(decision))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -45,7 +46,9 @@ def _with_advisory(policy: Policy, advisory: list[str]) -> Policy:
     merged = sorted(set(policy.advisory_scorers) | set(advisory))
     if merged == sorted(policy.advisory_scorers):
         return policy
-    return Policy.model_validate({**policy.model_dump(mode="json", exclude_none=True), "advisory_scorers": merged})
+    # Only what the file said: a re-validated default would count as written (see Rule's unused settings).
+    return Policy.model_validate({**policy.model_dump(mode="json", exclude_unset=True, exclude_none=True),
+                                  "advisory_scorers": merged})
 
 
 def effective_policy(suite: LoadedSuite) -> EffectivePolicy:
@@ -58,8 +61,10 @@ def effective_policy(suite: LoadedSuite) -> EffectivePolicy:
     return EffectivePolicy(pol, sha256_text(canonical_json(pol.model_dump(mode="json"))), "suite gate")
 
 
-def baseline_for(store: HistoryStore, suite_name: str, run_id: str) -> tuple[str | None, pl.DataFrame | None]:
-    """The suite's last promoted baseline (never the run itself), with its results."""
+def baseline_for(store: HistoryStore, suite_name: str,
+                 run_id: str | None) -> tuple[str | None, pl.DataFrame | None]:
+    """The suite's last promoted baseline, with its results; none when that is the run itself (a run
+    compared with itself shows no change). The one rule for the run pipeline and `gate --baseline promoted`."""
     base_id = store.latest_baseline(suite_name)
     if base_id is None or base_id == run_id:
         return None, None
@@ -100,6 +105,46 @@ def judge_calibrations(store: HistoryStore, suite: LoadedSuite, rules: Iterable[
     return out
 
 
+def judges_not_allowed(store: HistoryStore, suite: LoadedSuite, policy: Policy) -> dict[str, str]:
+    """Scorer id -> why the suite's judge, as configured now, may not gate (stale, refused, uncalibrated).
+
+    Only judges a rule could read count: those not advisory, and those a rule names. A trained judge
+    with no calibration of its identity is calibrated here first, as judge_calibrations does.
+    """
+    from evalplatform.judges.calibrate import calibrate_judge, gate_status, latest_calibration, store_report
+    from evalplatform.judges.suites import judges_in_suite
+    from evalplatform.judges.trained import TrainedJudge
+
+    named = {s for r in policy.rules for s in (r.select.scorers() or [])}
+    out: dict[str, str] = {}
+    for judge in judges_in_suite(suite):
+        if judge.id in policy.advisory_scorers and judge.id not in named:
+            continue
+        if isinstance(judge, TrainedJudge) and latest_calibration(store, judge.identity().key) is None:
+            store_report(store, calibrate_judge(judge))
+        status = gate_status(store, judge)
+        if not status.allowed:
+            out[judge.id] = f"{status.status}: {'; '.join(status.reasons)}"
+    return out
+
+
+def judges_not_allowed_by_pins(store: HistoryStore, pins: Any) -> dict[str, str]:
+    """For a recorded run: scorer id -> why the judge identity it ran with (its `judge_pins`) may not gate,
+    by that identity's newest calibration in the history (none, or refused by its floors)."""
+    from evalplatform.judges.calibrate import latest_calibration
+
+    out: dict[str, str] = {}
+    for scorer, key in sorted((pins if isinstance(pins, dict) else {}).items()):
+        cal = latest_calibration(store, str(key))
+        if cal is None:
+            out[scorer] = (f"uncalibrated or stale: no calibration of the identity the run used ({key}); "
+                           "run `evalplatform calibrate`")
+        elif not cal.get("allowed"):
+            reasons = "; ".join(cal.get("reasons") or []) or "its calibration did not clear the floors"
+            out[scorer] = f"refused: {reasons}"
+    return out
+
+
 def decide_run(store: HistoryStore, suite: LoadedSuite, run_id: str, results: pl.DataFrame | None = None,
                record: bool = True) -> Decision:
     eff = effective_policy(suite)
@@ -108,7 +153,8 @@ def decide_run(store: HistoryStore, suite: LoadedSuite, run_id: str, results: pl
     decision = evaluate_policy(eff.policy, results, baseline, calibrations=judge_calibrations(store, suite, eff.policy.rules),
                                policy_hash=eff.sha256,
                                results_label=f"run {run_id}",
-                               baseline_label=f"baseline {base_id}" if base_id else "baseline")
+                               baseline_label=f"baseline {base_id}" if base_id else "baseline",
+                               judges_not_allowed=judges_not_allowed(store, suite, eff.policy))
     decision.inputs = {"run_id": run_id, "baseline_run_id": base_id, "policy": eff.source}
     if record:
         store.record_decision(decision.overall, eff.sha256, decision.inputs,
@@ -125,4 +171,5 @@ def evaluate_one_rule(store: HistoryStore, suite: LoadedSuite, run_id: str, rule
     _, baseline = baseline_for(store, suite.name, run_id)
     return evaluate_rule(rule, store.get_results(run_id), baseline,
                          calibrations=judge_calibrations(store, suite, [rule]),
-                         import_warnings=eff.policy.import_warnings)
+                         import_warnings=eff.policy.import_warnings,
+                         judges_not_allowed=judges_not_allowed(store, suite, eff.policy))

@@ -24,3 +24,18 @@ def make_project(tmp_path: Path) -> Path:
     root = tmp_path / "proj"
     shutil.copytree(MINI, root / "datasets" / "mini")
     return root
+
+
+def calibrate_judges(suite_file: Path, history: Path) -> None:
+    """Calibrate every LLM judge of a suite into `history`, as `evalplatform calibrate` does: a judge
+    without a calibration of its identity may not gate, so runs that should pass need this first."""
+    from evalplatform.history import HistoryStore
+    from evalplatform.judges.calibrate import calibrate_judge, store_report
+    from evalplatform.judges.llm_judge import LLMJudge
+    from evalplatform.judges.suites import judges_in_suite
+    from evalplatform.suite import load_suite
+
+    store = HistoryStore(history)
+    for judge in judges_in_suite(load_suite(suite_file)):
+        if isinstance(judge, LLMJudge):
+            store_report(store, calibrate_judge(judge, self_consistency_k=1))

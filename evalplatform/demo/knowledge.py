@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
+from evalplatform.textio import load_yaml
 
 KB_DIR = Path(__file__).resolve().parent / "kb"
 
@@ -44,7 +44,7 @@ class KnowledgeBase:
 
 def _read_article(path: Path) -> Article:
     _, front, body = path.read_text(encoding="utf-8").split("---\n", 2)
-    meta = yaml.safe_load(front) or {}
+    meta = load_yaml(path, front) if front.strip() else {}
     body = " ".join(body.split())
     return Article(
         id=meta["id"], title=meta["title"], body=body,

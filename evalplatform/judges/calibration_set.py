@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -11,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evalplatform.errors import InputError
 from evalplatform.provenance import canonical_json, sha256_text
+from evalplatform.textio import loads_json
 
 
 class CalibrationItem(BaseModel):
@@ -56,9 +56,9 @@ def load_calibration_set(path: Path | str, criterion: str | None = None) -> Cali
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = loads_json(line)
         except ValueError as exc:
-            raise InputError(path, f"line {no}", f"invalid JSON ({exc.msg})") from None
+            raise InputError(path, f"line {no}", f"invalid JSON ({getattr(exc, 'msg', exc)})") from None
         if not isinstance(obj, dict):
             raise InputError(path, f"line {no}", "each line must be a JSON object")
         try:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evalplatform.errors import InputError
 from evalplatform.provenance import sha256_text
+from evalplatform.textio import load_yaml
 
 # "- FAIL if: /regex/ — why" or "- FAIL if: @builtin — why": machine-checkable hints that a
 # rubric-following local judge applies; an LLM judge reads them as part of the rubric text.
@@ -46,10 +46,8 @@ def parse_rubric(raw: str, source: str = "<inline rubric>", criterion: str | Non
         parts = raw.split("---", 2)
         if len(parts) < 3:
             raise InputError(source, "front matter", "unterminated YAML front matter", "close it with a line '---'")
-        try:
-            meta = yaml.safe_load(parts[1]) or {}
-        except yaml.YAMLError as exc:
-            raise InputError(source, "front matter", f"invalid YAML: {str(exc).splitlines()[0]}") from None
+        # Line numbers in the front matter are the file's: it starts on the first line.
+        meta = (load_yaml(source, parts[1]) if parts[1].strip() else None) or {}
         body = parts[2]
     if not isinstance(meta, dict):
         raise InputError(source, "front matter", "must be a mapping (criterion, version)")

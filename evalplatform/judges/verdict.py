@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from evalplatform.textio import loads_json
 
 
 class Verdict(BaseModel):
@@ -41,9 +42,9 @@ def _parse(text: str | None, model: type[BaseModel], first_key: str):
     if m:
         body = m.group(1)
     try:
-        obj = json.loads(body)
-    except ValueError:
-        raise ReplyError(f"judge reply is not JSON: {body[:80]!r}") from None
+        obj = loads_json(body)  # a verdict given twice is no verdict
+    except ValueError as exc:
+        raise ReplyError(f"judge reply is not JSON ({getattr(exc, 'msg', exc)}): {body[:80]!r}") from None
     if not isinstance(obj, dict):
         raise ReplyError("judge reply is JSON but not an object")
     try:

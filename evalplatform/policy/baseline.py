@@ -87,13 +87,20 @@ def compare(rule: "Rule", cand_rows: Selected, base_rows: Selected) -> dict:
                    upper=gate["ci"][1], mcnemar_midp=gate["p_midp"], method="paired non-inferiority (Tango)")
         verdict = {"PASS": "PASS", "FAIL_CONFIRMED_REGRESSION": "FAIL"}.get(gate["verdict"], "INCONCLUSIVE")
         return {**out, "verdict": verdict}
-    boot = stats.paired_bootstrap_mean_diff(joined["cv"].to_numpy(), joined["bv"].to_numpy(),
-                                            conf=2 * rule.confidence - 1, n_boot=rule.baseline_n_boot, seed=0)
-    out.update(n=boot["n"], estimate=boot["estimate"], lower=boot["lower"], upper=boot["upper"],
-               n_boot=boot["n_boot"], seed=boot["seed"], method="paired bootstrap of per-case means")
-    if boot["lower"] > -margin:
+    cv, bv = joined["cv"].to_numpy(), joined["bv"].to_numpy()
+    boot = stats.paired_bootstrap_mean_diff(cv, bv, conf=2 * rule.confidence - 1, n_boot=rule.baseline_n_boot, seed=0)
+    # The bootstrap collapses to a point when every case moved alike (all pass on both sides): the
+    # bounds are never narrower than Tango's at the same discordance on these n cases.
+    envelope = stats.paired_diff_ci_tango_envelope(cv - bv, conf=2 * rule.confidence - 1)
+    lower, upper = min(boot["lower"], envelope[0]), max(boot["upper"], envelope[1])
+    widened = lower < boot["lower"] or upper > boot["upper"]
+    out.update(n=boot["n"], estimate=boot["estimate"], lower=lower, upper=upper, bootstrap_ci=[boot["lower"],
+               boot["upper"]], tango_envelope=envelope, n_boot=boot["n_boot"], seed=boot["seed"],
+               method="paired bootstrap of per-case means" + (", widened to Tango's at its discordance" if widened
+                                                               else ""))
+    if lower > -margin:
         verdict = "PASS"
-    elif boot["upper"] < -margin:
+    elif upper < -margin:
         verdict = "FAIL"
     else:
         verdict = "INCONCLUSIVE"

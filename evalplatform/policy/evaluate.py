@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import polars as pl
 
@@ -39,7 +39,10 @@ class RuleResult:
 
 @dataclass
 class Decision:
-    overall: str  # PASS | BLOCK
+    """PASS only when a blocking rule had data and passed and none blocks (or the policy allows an
+    empty decision); BLOCK when a rule blocks; NO_DATA when nothing was demonstrated. Only PASS passes."""
+
+    overall: str  # PASS | BLOCK | NO_DATA
     rules: list[RuleResult]
     policy_name: str
     policy_hash: str | None = None
@@ -47,8 +50,13 @@ class Decision:
     inputs: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def passed(self) -> bool:
+        return self.overall == "PASS"
+
+    @property
     def blocked(self) -> bool:
-        return self.overall == "BLOCK"
+        """Anything but PASS stops the change: BLOCK and NO_DATA both exit 1 and are never promoted."""
+        return not self.passed
 
     def to_dict(self) -> dict[str, Any]:
         return {"overall": self.overall, "policy": self.policy_name, "policy_hash": self.policy_hash,
@@ -213,11 +221,38 @@ def _result(rule: Rule, outcome: str, reason: str, numbers: dict | None = None) 
                       _clean({**base, **(numbers or {})}), rule.description)
 
 
+def _not_allowed_reason(scorer: str, why: str) -> str:
+    return f"judge {scorer} is not allowed to gate: {why}"
+
+
+def _judge_not_allowed(rule: Rule, rows: Selected, not_allowed: Mapping[str, str]) -> str | None:
+    """Why the rule cannot be decided on its rows: it names, or its rows include, a judge that may not gate.
+
+    A rule that names such a judge cannot gate on it even when the judge is advisory; broad rules
+    already leave advisory scorers out, so any such rows left in them would gate.
+    """
+    if not not_allowed:
+        return None
+    named = [s for s in (rule.select.scorers() or []) if s in not_allowed]
+    if named:
+        return _not_allowed_reason(named[0], not_allowed[named[0]])
+    if rows.height:
+        present = sorted(rows.rows.filter(pl.col("scorer").is_in(list(not_allowed)))["scorer"].unique().to_list())
+        if present:
+            return _not_allowed_reason(present[0], not_allowed[present[0]]) + (
+                f" (+{len(present) - 1} more judge(s))" if len(present) > 1 else "")
+    return None
+
+
 def _evaluate(rule: Rule, cand: _Selector, base: _Selector | None, calibrations: Calibrations | None,
-              input_warnings: list[str], import_warnings: str) -> RuleResult:
+              input_warnings: list[str], import_warnings: str,
+              not_allowed: Mapping[str, str] | None = None) -> RuleResult:
     if cand.prepared.fatal:
         return _result(rule, "ERROR", cand.prepared.fatal)
     rows = cand(rule.select)
+    refused = _judge_not_allowed(rule, rows, not_allowed or {})
+    if refused:
+        return _result(rule, "ERROR", refused)
     if rows.height == 0:
         return _missing(rule, "the selection matched no result rows")
     bad = None if cand.prepared.sound else _bad_rows(rows, cand.prepared.label)
@@ -262,18 +297,19 @@ def _missing(rule: Rule, why: str) -> RuleResult:
 
 def evaluate_rule(rule: Rule, results: pl.DataFrame, baseline: pl.DataFrame | None = None, *,
                   calibrations: Calibrations | None = None, input_warnings: Iterable[str] = (),
-                  import_warnings: str = "error") -> RuleResult:
+                  import_warnings: str = "error", judges_not_allowed: Mapping[str, str] | None = None) -> RuleResult:
     """One rule on a result table (and a baseline for relative bounds): what an asset check wraps."""
     base = _Selector(prepare(baseline, "baseline")) if baseline is not None else None
     return _evaluate(rule, _Selector(prepare(results, "results")), base, calibrations,
-                     list(input_warnings), import_warnings)
+                     list(input_warnings), import_warnings, judges_not_allowed)
 
 
 def evaluate_policy(policy: Policy, results: pl.DataFrame, baseline: pl.DataFrame | None = None, *,
                     calibrations: Calibrations | None = None, input_warnings: Iterable[str] = (),
                     policy_hash: str | None = None, results_label: str = "results",
-                    baseline_label: str = "baseline") -> Decision:
-    """Every rule of the policy, and the overall decision: BLOCK if any blocking rule does not pass.
+                    baseline_label: str = "baseline", judges_not_allowed: Mapping[str, str] | None = None) -> Decision:
+    """Every rule of the policy, and the overall decision: BLOCK if any blocking rule does not pass,
+    PASS if one had data and passed, otherwise NO_DATA (PASS only if the policy says allow_empty).
 
     Args:
         policy: a validated Policy (see load_policy).
@@ -284,14 +320,39 @@ def evaluate_policy(policy: Policy, results: pl.DataFrame, baseline: pl.DataFram
             unless the policy's import_warnings (or the rule's on_incomplete) says otherwise.
         policy_hash: sha256 of the policy file, carried into the decision.
         results_label, baseline_label: how reasons name the inputs (e.g. their file names).
+        judges_not_allowed: scorer id -> why that judge may not gate (stale, refused, uncalibrated; see
+            decide.judges_not_allowed): every rule that names it, or reads its rows, is ERROR.
     """
     warnings = list(input_warnings)
     cand = _Selector(prepare(results, results_label))
     base = _Selector(prepare(baseline, baseline_label)) if baseline is not None else None
-    rules = [_evaluate(r, cand, base, calibrations, warnings, policy.import_warnings) for r in policy.rules]
+    rules = [_evaluate(r, cand, base, calibrations, warnings, policy.import_warnings, judges_not_allowed)
+             for r in policy.rules]
     notes = [f"advisory {r.rule_id}: {r.outcome}: {r.reason}" for r in rules
              if r.severity == "advisory" and r.outcome != "PASS"]
-    overall = "BLOCK" if any(r.blocks for r in rules) else "PASS"
-    return Decision(overall, rules, policy.name, policy_hash, warnings + notes)
+    overall, note = _overall(policy, rules)
+    return Decision(overall, rules, policy.name, policy_hash, warnings + notes + ([note] if note else []))
+
+
+NO_EVIDENCE = "no blocking rule had data and passed"
+
+
+def _overall(policy: Policy, rules: list[RuleResult]) -> tuple[str, str | None]:
+    """BLOCK if a rule blocks; PASS if a blocking rule had data and passed; else NO_DATA, unless the
+    policy says allow_empty. A NO_DATA decision makes its blocking rules block, so that every reader
+    of single rules (asset checks, JUnit, tables) stops the change too."""
+    if any(r.blocks for r in rules):
+        return "BLOCK", None
+    if any(r.severity == "blocking" and r.outcome == "PASS" for r in rules):
+        return "PASS", None
+    if policy.allow_empty:
+        return "PASS", f"decision: PASS although {NO_EVIDENCE} (the policy says allow_empty: true)"
+    for r in rules:
+        if r.severity == "blocking":
+            r.blocks = True
+            r.reason += f"; blocks: {NO_EVIDENCE} (decision NO_DATA; allow_empty: true would let it pass)"
+    what = "the policy is advisory_only" if policy.advisory_only else NO_EVIDENCE
+    return "NO_DATA", f"decision: NO_DATA: {what}; nothing was demonstrated, so nothing passes " \
+                      "(allow_empty: true at the top of the policy would let it pass)"
 
 

@@ -14,6 +14,7 @@ from evalplatform.policy.units import (
     RuleFailure,
     Selected,
     binomial_bounds,
+    binomial_envelope,
     clustered_mean,
     cluster_expr,
     per_case_runs,
@@ -38,6 +39,9 @@ class MetricSpec:
     probability: bool = True
     needs_k: bool = False
     needs_scorer: bool = False
+    # Whether a rule's `errors` and `max_error_share` change this metric; where they cannot, the
+    # policy loader refuses them rather than let a reader believe they apply.
+    honours_errors: bool = True
 
     @property
     def bounds(self) -> tuple[str, ...]:
@@ -130,7 +134,7 @@ def scorer_pass_rate_per_case(sel: Selected, rule: "Rule") -> pl.DataFrame:
     return per_case_runs(units, "_ok").with_columns((pl.col("c") / pl.col("n")).alias("value"))
 
 
-@metric("error_rate", higher_is_better=False)
+@metric("error_rate", higher_is_better=False, honours_errors=False)
 def error_rate(sel: Selected, rule: "Rule", calibrations=None) -> dict:
     """Share of case runs with an errored scorer row (an error is neither a pass nor a fail)."""
     units = sel.case_outcomes(rule.cluster)
@@ -152,8 +156,22 @@ def error_rate_per_case(sel: Selected, rule: "Rule") -> pl.DataFrame:
 
 
 def _scored(sel: Selected, rule: "Rule") -> pl.DataFrame:
-    scored = sel.rows.filter(pl.col("score").is_not_null() & (pl.col("outcome") != "skipped"))
+    """One value per case: its rows' mean score. An errored row is a score of 0 (`errors: fail`), or
+    leaves (`errors: exclude`, then the rule is ERROR above max_error_share): never silently dropped."""
+    rows = sel.rows.filter(pl.col("outcome") != "skipped")
+    errored = pl.col("outcome") == "error"
+    if rule.errors == "exclude":
+        n_error, n_all = int(rows.select(errored.sum()).item()), rows.height
+        if n_all and n_error / n_all > rule.max_error_share:
+            raise RuleFailure(f"{n_error} of {n_all} scorer rows errored ({n_error / n_all:.1%}, above "
+                              f"max_error_share {rule.max_error_share:.0%}); errors never count as scores")
+        scored = rows.filter(~errored & pl.col("score").is_not_null())
+    else:
+        scored = (rows.with_columns(pl.when(errored).then(pl.lit(0.0)).otherwise(pl.col("score")).alias("score"))
+                  .filter(pl.col("score").is_not_null()))
     if scored.height == 0:
+        if rows.height and rule.errors == "exclude" and rows.select(errored.all()).item():
+            raise RuleFailure("every selected scorer row errored")
         raise Missing("no selected row has a score")
     # Repeats are averaged within their case first: the case (or group) is the unit.
     return (scored.with_columns(cluster_expr(rule.cluster).alias("_cluster"))
@@ -166,8 +184,9 @@ def _scored(sel: Selected, rule: "Rule") -> pl.DataFrame:
 def mean_score(sel: Selected, rule: "Rule", calibrations=None) -> dict:
     """Mean score of a scorer over cases (repeats averaged per case first)."""
     per = _scored(sel, rule)
-    out = clustered_mean(per, "value", rule.confidence)
+    out = clustered_mean(per, "value", rule.confidence, rule.method)
     out["n_rows"] = int(per["n"].sum())
+    out["n_error"] = int((sel.rows["outcome"] == "error").sum())
     return out
 
 
@@ -194,13 +213,15 @@ def _attempts(sel: Selected, rule: "Rule", estimator: Callable[[int, int, int], 
 @metric("pass_at_k", higher_is_better=True, needs_k=True)
 def pass_at_k(sel: Selected, rule: "Rule", calibrations=None) -> dict:
     """Unbiased pass@k per case (Chen et al. 2021), averaged over cases."""
-    return clustered_mean(_attempts(sel, rule, stats.pass_at_k), "value", rule.confidence) | {"k_attempts": rule.k}
+    return clustered_mean(_attempts(sel, rule, stats.pass_at_k), "value", rule.confidence,
+                          rule.method) | {"k_attempts": rule.k}
 
 
 @metric("pass_hat_k", higher_is_better=True, needs_k=True)
 def pass_hat_k(sel: Selected, rule: "Rule", calibrations=None) -> dict:
     """Unbiased pass^k per case (all k attempts succeed; Yao et al. 2024), averaged over cases."""
-    return clustered_mean(_attempts(sel, rule, stats.pass_hat_k), "value", rule.confidence) | {"k_attempts": rule.k}
+    return clustered_mean(_attempts(sel, rule, stats.pass_hat_k), "value", rule.confidence,
+                          rule.method) | {"k_attempts": rule.k}
 
 
 @_with_per_case("pass_at_k")
@@ -223,7 +244,7 @@ def call_values(sel: Selected, column: str) -> pl.Series:
     return values
 
 
-@metric("p95_latency_ms", higher_is_better=False, relative="ratio", probability=False)
+@metric("p95_latency_ms", higher_is_better=False, relative="ratio", probability=False, honours_errors=False)
 def p95_latency_ms(sel: Selected, rule: "Rule", calibrations=None) -> dict:
     """95th percentile of per-call latency (one value per case run, not per scorer row); a point estimate."""
     values = call_values(sel, "latency_ms")
@@ -231,7 +252,7 @@ def p95_latency_ms(sel: Selected, rule: "Rule", calibrations=None) -> dict:
             "lower": None, "upper": None, "method": "point estimate"}
 
 
-@metric("cost_per_case", higher_is_better=False, relative="ratio", probability=False)
+@metric("cost_per_case", higher_is_better=False, relative="ratio", probability=False, honours_errors=False)
 def cost_per_case(sel: Selected, rule: "Rule", calibrations=None) -> dict:
     """Mean cost in USD of one case run (one model call), from the calls that record a cost."""
     values = call_values(sel, "cost_usd")
@@ -277,9 +298,12 @@ def judge_corrected_pass_rate(sel: Selected, rule: "Rule", calibrations=None) ->
     # (plug-in variances are zero); the Lee et al. (2025) smoothed interval does not. Gate on the
     # wider of the two.
     lee = stats.judge_corrected_ci_lee2025(*counts, conf=2 * rule.confidence - 1)
-    lower, upper = min(rg["ci"][0], lee[0]), max(rg["ci"][1], lee[1])
+    # Nor may a corrected rate on n cases be surer than an exactly observed one (tiny n, perfect judge).
+    floor = binomial_envelope(rg["theta"], n, rule.confidence, rule.method)
+    lower, upper = min(rg["ci"][0], lee[0], floor[0]), max(rg["ci"][1], lee[1], floor[1])
     return {"n": n, "k": k, "observed": k / n, "estimate": rg["theta"], "lower": lower, "upper": upper,
             "delta_ci": rg["ci"], "lee2025_ci": lee,
             "se": rg["se"], "se_ignoring_calibration": rg["se_ignoring_calibration"], "sensitivity": sens,
             "specificity": spec, "m_human_pass": cal.m_human_pass, "m_human_fail": cal.m_human_fail,
-            "method": "rogan-gladen, wider of delta method and lee2025", "confidence": rule.confidence, **extra}
+            "method": f"rogan-gladen, widest of delta method, lee2025 and {rule.method} on n",
+            "confidence": rule.confidence, **extra}

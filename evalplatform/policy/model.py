@@ -140,9 +140,12 @@ class Rule(_Strict):
     no_data: Literal["block", "pass"] = Field("block", description="whether a NO_DATA outcome blocks")
     inconclusive: Literal["block", "pass"] = "block"
     errors: Literal["fail", "exclude"] = Field(
-        "fail", description="pass rates: an errored case counts as not passing (fail) or leaves the denominator "
-                            "(exclude, then the rule is ERROR above max_error_share)")
-    max_error_share: float = Field(0.05, ge=0, le=1)
+        "fail", description="pass rates, pass_at_k, pass_hat_k: an errored case counts as not passing (fail) or "
+                            "leaves the denominator (exclude, then the rule is ERROR above max_error_share); "
+                            "mean_score: an errored row scores 0 (fail) or leaves (exclude). error_rate, "
+                            "p95_latency_ms and cost_per_case refuse it")
+    max_error_share: float = Field(0.05, ge=0, le=1, description="with errors: exclude, the largest share of "
+                                   "errored units the rule accepts before it is ERROR")
     cluster: str = Field("case", description="the independent unit: case, or tag:KEY for grouped cases")
     judge: JudgeRef | None = None
     on_incomplete: Literal["error", "ignore"] | None = Field(
@@ -179,10 +182,21 @@ class Rule(_Strict):
             raise ValueError("judge_corrected_pass_rate needs judge: {calibration: NAME} or judge: {counts: ...}")
         if spec.needs_scorer and self.select.scorer is None:
             raise ValueError(f"metric {self.metric} needs select.scorer")
+        ignored = [f for f in ("errors", "max_error_share") if f in self.model_fields_set]
+        if ignored and not spec.honours_errors:
+            # A setting that changes nothing would read as a promise the rule does not keep.
+            raise ValueError(f"metric {self.metric} does not use `{ignored[0]}` (errored calls "
+                             f"are what it measures, or it has no pass/fail units); remove `{ignored[0]}`")
         return self
 
 
 class Policy(_Strict):
+    """A release standard. Its decision is PASS only when at least one blocking rule had data and passed
+    and no rule blocks; BLOCK when a rule blocks; NO_DATA (exit 1, never promoted) when no blocking
+    rule had data and passed, unless `allow_empty: true`. A policy without a blocking rule is refused
+    unless it says `advisory_only: true`; its rules then only report, and its decision is NO_DATA (or
+    PASS with `allow_empty: true`)."""
+
     version: Literal[1] = 1
     name: str = "policy"
     description: str = ""
@@ -194,6 +208,14 @@ class Policy(_Strict):
         default_factory=list,
         description="scorers that are reported but never gate (e.g. judges not calibrated well enough): every "
                     "rule that does not name them in select.scorer ignores their rows")
+    allow_empty: bool = Field(
+        False, description="when no blocking rule had data and passed (every one NO_DATA or INCONCLUSIVE without "
+                           "blocking, or the policy is advisory_only), the decision is NO_DATA and fails (exit 1, "
+                           "never promoted); true makes it PASS instead, and the decision says so")
+    advisory_only: bool = Field(
+        False, description="allow a policy without a blocking rule (refused otherwise). Its rules only report: "
+                           "the decision is NO_DATA (exit 1, never promoted) since nothing gates, or PASS with "
+                           "allow_empty: true; a blocking rule in it is refused")
     rules: list[Rule] = Field(min_length=1)
 
     @model_validator(mode="before")
@@ -225,4 +247,15 @@ class Policy(_Strict):
             if rule.id in seen:
                 raise ValueError(f"rule id {rule.id!r} appears twice")
             seen.add(rule.id)
+        return self
+
+    @model_validator(mode="after")
+    def _something_gates(self) -> "Policy":
+        blocking = [r.id for r in self.rules if r.severity == "blocking"]
+        if self.advisory_only and blocking:
+            raise ValueError(f"advisory_only: true, but rule {blocking[0]} is blocking "
+                             "(make it severity: advisory, or remove advisory_only)")
+        if not blocking and not self.advisory_only:
+            raise ValueError("no rule is blocking, so this policy could never stop a change; make a rule "
+                             "severity: blocking, or say advisory_only: true")
         return self

@@ -110,6 +110,8 @@ def render_table(decision: Decision) -> str:
         lines.append(f"    {_plain(r.reason)}")
     lines.append(f"decision: {_plain(_verdict(decision))}  (policy {_plain(decision.policy_name)}, "
                  f"sha256 {(decision.policy_hash or '?')[:12]})")
+    # allow_empty / advisory_only notes: printed with the decision they qualify.
+    lines += [_plain(w) for w in decision.warnings if w.startswith("decision: ")]
     return "\n".join(lines)
 
 

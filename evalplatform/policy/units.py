@@ -94,12 +94,15 @@ def binomial_bounds(units: pl.DataFrame, success: str, conf: float, method: str)
     return out
 
 
-def clustered_mean(values: pl.DataFrame, value: str, conf: float) -> dict:
-    """Mean of `value` with a normal one-sided bound on the CR0 cluster-robust SE (Miller 2024 Eq. 4).
+def clustered_mean(values: pl.DataFrame, value: str, conf: float, method: str = "wilson") -> dict:
+    """Mean of `value` (in [0, 1]) with one-sided bounds no tighter than the rule's binomial bound.
 
-    The same estimator as stats.se_clustered, computed with polars group sums because that
-    function labels clusters through Python strings, too slow for a million rows. Fewer than two
-    clusters give the vacuous interval: one case proves nothing.
+    The normal bound on the CR0 cluster-robust SE (Miller 2024 Eq. 4) collapses to a point when every
+    case agrees (five all-pass cases give [1, 1]). So the bounds are the wider of that and the rule's
+    Wilson or Clopper-Pearson bound at the observed mean on the effective number of cases, as for a
+    pass rate (binomial_bounds): a mean of n values in [0, 1] is never known better than a rate on n
+    cases. Computed with polars group sums (stats.se_clustered labels clusters through Python strings,
+    too slow for a million rows). Fewer than two clusters give the vacuous interval: one case proves nothing.
     """
     n = values.height
     mean = float(values[value].mean())
@@ -114,8 +117,25 @@ def clustered_mean(values: pl.DataFrame, value: str, conf: float) -> dict:
     from scipy.stats import norm
 
     z = float(norm.ppf(conf))
-    out.update(lower=max(0.0, mean - z * se), upper=min(1.0, mean + z * se))
+    lower, upper = max(0.0, mean - z * se), min(1.0, mean + z * se)
+    p = min(1.0, max(0.0, mean))
+    var_binomial = p * (1 - p) / n
+    # All cases agreeing gives no within-data estimate of the correlation: assume the worst (one per cluster).
+    deff = max(1.0, se ** 2 / var_binomial) if var_binomial > 0 else n / n_clusters
+    n_eff = n / deff
+    lo, hi = binomial_envelope(p, n_eff, conf, method)
+    if lo < lower or hi > upper:
+        out["method"] = f"{method} on n_eff (wider than normal, clustered SE)"
+    out.update(lower=min(lower, lo), upper=max(upper, hi), n_eff=round(n_eff, 2), design_effect=round(deff, 3))
     return out
+
+
+def binomial_envelope(estimate: float, n: float, conf: float, method: str) -> tuple[float, float]:
+    """The rule's one-sided Wilson or Clopper-Pearson bounds at a rate `estimate` on n units: what no
+    metric's bounds may be tighter than (a statistic of n cases cannot know more than n cases do)."""
+    p = min(1.0, max(0.0, estimate))
+    lo, hi = stats.INTERVAL_METHODS[method]([p * n], n, 2 * conf - 1)
+    return float(lo[0]), float(hi[0])
 
 
 def per_case_runs(units: pl.DataFrame, success: str) -> pl.DataFrame:

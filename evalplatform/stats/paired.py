@@ -84,6 +84,26 @@ def paired_diff_ci_tango(b: int, c: int, n: int, conf: float = 0.95) -> list[flo
     return _tango_bounds(b, c, n, chk.z_two_sided(conf))
 
 
+def paired_diff_ci_tango_envelope(diffs, conf: float = 0.95) -> list[float]:
+    """The Tango interval at the discordance of per-case differences d_i in [-1, 1] (scores, epoch means):
+    b = sum of positive d_i, c = sum of negative |d_i|, as if each case were a binary pair.
+
+    Var(d) <= E|d| - (E d)^2, with equality only for d in {-1, 0, 1}: binary pairs are the most variable
+    data with this discordance, so no interval on these n cases should be narrower. A percentile
+    bootstrap is: when every case moved by the same amount it collapses to a point.
+    """
+    import numpy as np
+
+    d = np.asarray(diffs, dtype=float)
+    conf = chk.level("conf", conf)
+    if d.size == 0:
+        return [-1.0, 1.0]
+    if not np.all(np.isfinite(d)) or np.any(np.abs(d) > 1):
+        raise chk.StatsInputError("diffs: per-case differences must be finite and within [-1, 1]")
+    b, c = float(np.clip(d, 0, None).sum()), float(np.clip(-d, 0, None).sum())
+    return _tango_bounds(b, c, int(d.size), chk.z_two_sided(conf))
+
+
 def paired_diff_ci_wald(b: int, c: int, n: int, conf: float = 0.95) -> list[float]:
     """Wald interval for the paired difference (Miller Eq. 7 with ddof=0).
 

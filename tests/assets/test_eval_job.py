@@ -15,12 +15,15 @@ from assets.resources import REPO_ROOT, EvalProject
 from assets.scored_runs import scored_run
 from assets.suites import suite_dataset
 from evalplatform.history import HistoryStore
+from tests.suite_helpers import calibrate_judges
 
 
 @pytest.fixture(scope="module")
 def project_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("proj")
     shutil.copytree(REPO_ROOT / "datasets", root / "datasets")
+    # Only calibrated judges may gate: the tone judge's rows are in the gating rules.
+    calibrate_judges(root / "datasets" / "demo" / "suite.yaml", root / ".evalplatform" / "history.duckdb")
     return root
 
 
@@ -97,6 +100,31 @@ def test_v2_is_blocked_and_not_promoted(project_root, instance, monkeypatch):
     assert store.latest_baseline("demo") == baseline_before
     run = store.get_run(gate.metadata["run_id"].value)
     assert run["status"] == "complete" and run["target_model"] == "local/support-v2"
+
+
+def test_no_pass_without_evidence_an_uncalibrated_judge_or_an_advisory_only_policy_is_never_promoted(
+        tmp_path, instance, monkeypatch):
+    monkeypatch.delenv("EVALPLATFORM_HOME", raising=False)
+    monkeypatch.delenv("EVALPLATFORM_HISTORY", raising=False)
+    root = tmp_path / "proj"
+    shutil.copytree(REPO_ROOT / "datasets", root / "datasets")
+    store = HistoryStore(root / ".evalplatform" / "history.duckdb")
+    # The tone judge was never calibrated: the rules reading its rows are ERROR, and the run stays unpromoted.
+    result = materialize(root, instance)
+    gate = _gate(result)
+    assert not gate.passed and gate.metadata["reason"].value.startswith("judge tone_judge is not allowed to gate")
+    assert "promoted_baseline" not in {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert store.latest_baseline("demo") is None
+    # An advisory_only policy fails no blocking check, but its decision is NO_DATA: never promoted either.
+    policy = root / "datasets" / "demo" / "policy.yaml"
+    text = policy.read_text().replace("severity: blocking", "severity: advisory")
+    policy.write_text(text.replace("rules:\n", "advisory_only: true\nrules:\n", 1))
+    result = materialize(root, instance)
+    assert result.success
+    assert all(e.passed for e in result.get_asset_check_evaluations() if e.severity == dg.AssetCheckSeverity.ERROR)
+    assert store.get_run(_gate(result).metadata["run_id"].value)["decision"] == "NO_DATA"
+    assert "promoted_baseline" not in {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert store.latest_baseline("demo") is None
 
 
 def test_bad_input_fails_the_dataset_step_with_the_one_line_error(tmp_path, instance, monkeypatch):

@@ -17,6 +17,7 @@ import pytest
 from evalplatform.ci import DagsterCiClient
 from evalplatform.cli import main
 from evalplatform.history import HistoryStore
+from tests.suite_helpers import calibrate_judges
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -45,6 +46,8 @@ def _loaded(port: int) -> bool:
 def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("dagster_home")
     state = tmp_path_factory.mktemp("state")
+    # Only calibrated judges may gate (as `make demo` does first): the tone judge's rows are in the gating rules.
+    calibrate_judges(ROOT / "datasets" / "demo" / "suite.yaml", state / "history.duckdb")
     # No daemon here, so runs launch synchronously through the default coordinator.
     (home / "dagster.yaml").write_text(
         "telemetry:\n  enabled: false\n"

@@ -64,6 +64,16 @@ BAD = {
     "scorer_field_missing_on_case": (lambda r: _rewrite_cases(r, [{k: v for k, v in c.items() if k != "must_contain"} if c["id"] == "echo-003" else c for c in _cases(r)]), "echo-003"),
     "reserved_field": (lambda r: _rewrite_cases(r, [{**_cases(r)[0], "output": "x"}]), "reserved"),
     "unsupported_format": (lambda r: (_write(r, "cases.txt", "x"), _edit_yaml(r, "path: cases.jsonl", "path: cases.txt")), "unsupported dataset format"),
+    # A key given twice would silently replace the first (PyYAML keeps the last): the second `gate:` here
+    # lowers the floor the first one set.
+    "duplicate_gate": (lambda r: _edit_yaml(r, "tiers:", "gate:\n  pass_rate_floor: 0.0\ntiers:"),
+                       "line 24: gate: duplicate key 'gate' (first on line 21)"),
+    "duplicate_nested_key": (lambda r: _edit_yaml(r, "  seed: 7\n", "  seed: 7\n  seed: 8\n"), "duplicate key 'seed'"),
+    "deeply_nested_yaml": (lambda r: _edit_yaml(r, "repeats: 1", "repeats: 1\nx: " + "[" * 20000 + "]" * 20000),
+                           "nested too deeply"),
+    # Shallow enough for the YAML parser, too deep for serializing the target's params: refused at load.
+    "deep_params": (lambda r: _edit_yaml(r, "  max_tokens: 64\n", "  max_tokens: 64\n  extra_params: {x: "
+                                         + "[" * 300 + "]" * 300 + "}\n"), "line 13: YAML nested too deeply"),
 }
 
 

@@ -153,6 +153,10 @@ def test_drift_compares_a_fresh_judgment_with_the_previous_one(tmp_path, monkeyp
     ('{"id": "x", "criterion": "tone", "input": "q", "output": "o", "label": "PASS", "critique": "c", "n": 1}', "line 2: n"),
     ("{not json", "line 2"),
     ('{"id": "ok", "criterion": "tone", "input": "q", "output": "o", "label": "PASS", "critique": "c"}', "line 2: id"),
+    # A label given twice is no label (json.loads would keep the last one silently).
+    ('{"id": "b", "criterion": "tone", "input": "q", "output": "o", "label": "FAIL", "critique": "c", "label": "PASS"}',
+     "line 2: invalid JSON (duplicate key 'label')"),
+    ('{"id": "b", "x": ' + "[" * 100000 + "]" * 100000 + "}", "line 2: invalid JSON (JSON nested too deeply)"),
 ])
 def test_bad_calibration_files_name_file_line_and_field(tmp_path, line, field):
     first = '{"id": "ok", "criterion": "tone", "input": "q", "output": "o", "label": "FAIL", "critique": "rude"}'

@@ -106,3 +106,22 @@ def test_pairwise_runs_both_orders_and_reports_position_bias(judge_server):
     assert [r.winner for r in results] == ["candidate", "baseline"] and summary["position_bias_rate"] == 0.0
     sent = [json.dumps(b) for b in judge_server.bodies[-2:]]
     assert all("the better one" in s for s in sent)
+
+
+def test_a_rubric_front_matter_key_given_twice_is_bad_input_naming_the_line():
+    from evalplatform.errors import InputError
+
+    with pytest.raises(InputError) as err:
+        parse_rubric("---\ncriterion: tone\nversion: 3\nversion: 4\n---\nPASS when polite.\n", "rubric.md")
+    assert str(err.value).startswith("rubric.md: line 4: version: duplicate key 'version' (first on line 3)")
+
+
+@pytest.mark.parametrize("reply", [
+    '{"reasoning": "polite", "verdict": "FAIL", "verdict": "PASS"}',
+    '{"reasoning": ' + "[" * 100000 + "]" * 100000 + ', "verdict": "PASS"}',
+])
+def test_an_ambiguous_or_bottomless_judge_reply_is_an_error_not_a_verdict(reply):
+    from evalplatform.judges.verdict import ReplyError, parse_verdict
+
+    with pytest.raises(ReplyError):
+        parse_verdict(reply)

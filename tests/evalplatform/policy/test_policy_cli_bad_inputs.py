@@ -90,6 +90,25 @@ RESULT_CASES = [
     ("ok.jsonl", _jsonl(10), "rules:\n  - {id: x, metric: error_rate, bound: {min: 0.5}}\n", [], 2, "max"),
     ("ok.jsonl", _jsonl(10), "rules: !!python/object/apply:os.system ['echo hi']\n", [], 2, "invalid YAML"),
     ("ok.jsonl", _jsonl(10), "rules: []\n", [], 2, "rules"),
+    # A key given twice would silently replace the first: a second `bound:` loosens the rule, a second
+    # `rules:` list drops every rule before it.
+    ("ok.jsonl", _jsonl(10), "rules:\n  - id: x\n    metric: pass_rate\n    bound: {min: 0.9}\n    bound: {min: 0.1}\n",
+     [], 2, "line 5: bound: duplicate key 'bound' (first on line 4)"),
+    ("ok.jsonl", _jsonl(10), "rules:\n  - {id: x, metric: pass_rate, bound: {min: 0.99}}\n"
+                             "rules:\n  - {id: y, metric: pass_rate, bound: {min: 0.1}}\n", [], 2,
+     "line 3: rules: duplicate key 'rules'"),
+    ("ok.jsonl", _jsonl(10), "rules:\n  - {id: x, metric: pass_rate, bound: {min: 0.9, min: 0.1}}\n", [], 2,
+     "duplicate key 'min'"),
+    ("ok.jsonl", _jsonl(10), "description: " + "[" * 50000 + "]" * 50000 + "\n" + GOOD_POLICY, [], 2,
+     "nested too deeply"),
+    # Error settings where a metric does not use them: refused, naming the rule and the setting.
+    ("ok.jsonl", _jsonl(10), "rules:\n  - {id: floor, metric: pass_rate, bound: {min: 0.5}}\n"
+                             "  - {id: errs, metric: error_rate, bound: {max: 0.1}, errors: exclude}\n", [], 2,
+     "rules[1] (rule errs): metric error_rate does not use `errors`"),
+    ("ok.jsonl", _jsonl(10), "rules:\n  - {id: lat, metric: p95_latency_ms, bound: {max: 900}, max_error_share: 0.2}\n",
+     [], 2, "metric p95_latency_ms does not use `max_error_share`"),
+    ("ok.jsonl", _jsonl(10), "rules:\n  - {id: cost, metric: cost_per_case, bound: {max: 0.1}, errors: fail}\n",
+     [], 2, "metric cost_per_case does not use `errors`"),
     # Baselines.
     ("ok.jsonl", _jsonl(10), "rules:\n  - {id: reg, metric: pass_rate, bound: {max_drop: 0.05}}\n",
      ["--baseline", "no-such-run-or-file"], 2, "--baseline"),
@@ -133,6 +152,25 @@ def test_corrupt_baseline_file_is_bad_input_naming_the_baseline(tmp_path, capsys
     assert rc == 2 and "base.jsonl" in err and "--baseline" in err
 
 
+@pytest.mark.parametrize(("content", "needle"), [
+    ("tone:\n  judge_pass_on_human_pass: 40\n  m_human_pass: 50\n  judge_fail_on_human_fail: 30\n  m_human_fail: 40\n"
+     "  m_human_fail: 35\n", "line 6: m_human_fail: duplicate key 'm_human_fail' (first on line 5)"),
+    ('{"tone": {"judge_pass_on_human_pass": 4, "m_human_pass": 5, "judge_fail_on_human_fail": 3, '
+     '"m_human_fail": 4}, "tone": {"judge_pass_on_human_pass": 5, "m_human_pass": 5, '
+     '"judge_fail_on_human_fail": 4, "m_human_fail": 4}}', "duplicate key 'tone'"),
+    ("tone: " + "{a: " * 30000 + "1" + "}" * 30000 + "\n", "nested too deeply"),
+])
+def test_bad_calibrations_file_is_one_line_naming_it(tmp_path, capsys, content, needle):
+    policy = _write(tmp_path, "policy.yaml", "rules:\n  - {id: tone, metric: judge_corrected_pass_rate, "
+                                             "select: {scorer: judge}, judge: {calibration: tone}, bound: {min: 0.5}}\n")
+    cal = _write(tmp_path, "cal.yaml", content)
+    rc, out, err = _gate(capsys, "--results", _write(tmp_path, "r.jsonl", _jsonl(5, scorer="judge")),
+                         "--policy", policy, "--calibrations", cal)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert rc == 2 and len(errors) == 1, (out, err)
+    assert "cal.yaml" in errors[0] and needle in errors[0], errors[0]
+
+
 # Inputs that import but must not pass: the rule is ERROR and blocks (exit 1), named on one line.
 def _blocked_line(err: str, rule: str) -> str:
     lines = [line for line in err.splitlines() if line.startswith("blocked:") and f"rule {rule}:" in line]
@@ -160,7 +198,8 @@ def test_missing_promoted_baseline_blocks_unless_the_rule_says_no_data(tmp_path,
     results = _write(tmp_path, "r.jsonl", _jsonl(5))
     rc, _, err = _gate(capsys, "--results", results, "--policy", strict, "--baseline", "promoted")
     assert rc == 1 and "no baseline" in _blocked_line(err, "reg")
-    lenient = _write(tmp_path, "lenient.yaml", "suite: demo\nrules:\n  - {id: reg, metric: pass_rate, "
+    lenient = _write(tmp_path, "lenient.yaml", "suite: demo\nrules:\n  - {id: floor, metric: pass_rate, "
+                                               "bound: {min: 0.3}}\n  - {id: reg, metric: pass_rate, "
                                                "bound: {max_drop: 0.05}, on_missing: no_data, no_data: pass}\n")
     rc, out, _ = _gate(capsys, "--results", results, "--policy", lenient, "--baseline", "promoted")
     assert rc == 0 and "NO_DATA (does not block)" in out

@@ -100,6 +100,28 @@ def test_recorded_runs_and_the_promoted_baseline(tmp_path, capsys):
     assert store.get_run("cand-worse")["decision"] == "BLOCK"
 
 
+def test_the_promoted_run_is_never_its_own_baseline(tmp_path, capsys):
+    store = HistoryStore(tmp_path / "history.duckdb")
+    _store_run(store, "base-0", frame(rows(80, 20)))
+    _store_run(store, "cand", frame(rows(90, 10)))
+    store.promote("demo", "cand", "test")
+    policy = tmp_path / "reg.yaml"
+    policy.write_text("suite: demo\nrules:\n  - {id: floor, metric: pass_rate, bound: {min: 0.5}}\n"
+                      "  - {id: reg, metric: pass_rate, bound: {max_drop: 0.05}}\n")
+    # As the run pipeline does: no baseline when the promoted run is the one being gated (not a 0.000 change).
+    assert main(["gate", "--no-record", "--run", "cand", "--policy", str(policy), "--baseline", "promoted",
+                 "--json", "d.json"]) == 1
+    out, err = capsys.readouterr()
+    assert "rule reg: ERROR: no baseline" in err and "itself the promoted baseline" in err
+    decision = json.loads((tmp_path / "d.json").read_text())
+    assert decision["inputs"]["baseline"]["run_id"] is None
+    # Another run still compares with the promoted one; naming the gated run itself is bad input.
+    assert main(["gate", "--no-record", "--run", "base-0", "--policy", str(policy), "--baseline", "promoted"]) == 1
+    assert "aligned cases" in capsys.readouterr().out
+    assert main(["gate", "--no-record", "--run", "cand", "--policy", str(policy), "--baseline", "cand"]) == 2
+    assert "is the run being gated" in capsys.readouterr().err
+
+
 def test_import_converts_to_the_canonical_table(tmp_path, capsys):
     out = tmp_path / "canon.parquet"
     assert main(["import", str(PEER / "inspect/failures.log.json"), "--out", str(out)]) == 0

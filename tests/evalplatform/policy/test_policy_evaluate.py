@@ -148,9 +148,27 @@ def test_mean_score_and_scorer_pass_rate():
     assert sp.outcome == "PASS" and sp.numbers["k"] == 100
 
 
+def test_mean_score_counts_errored_calls_instead_of_dropping_them():
+    # The run: 48% of the judge's calls errored (no score); the rest scored 1.0.
+    df = frame(rows(52, 0, 48, scorer="judge"))
+    fail = _only(one_rule("select: {scorer: judge}\nmetric: mean_score\nbound: {min: 0.6}"), df)
+    assert fail.numbers["estimate"] == pytest.approx(0.52) and fail.numbers["n_error"] == 48
+    assert fail.outcome == "INCONCLUSIVE" and fail.blocks  # upper bound 0.602: 0.6 is not ruled out
+    excluded = _only(one_rule("select: {scorer: judge}\nmetric: mean_score\nbound: {min: 0.6}\nerrors: exclude"), df)
+    assert excluded.outcome == "ERROR" and excluded.blocks and "48 of 100" in excluded.reason
+    # Under max_error_share the errored rows leave the mean.
+    few = frame(rows(98, 0, 2, scorer="judge"))
+    ok = _only(one_rule("select: {scorer: judge}\nmetric: mean_score\nbound: {min: 0.6}\nerrors: exclude"), few)
+    assert ok.numbers["estimate"] == pytest.approx(1.0) and ok.numbers["n"] == 98
+    # Against a baseline the errored rows count the same way (per-case values).
+    rel = _only(one_rule("select: {scorer: judge}\nmetric: mean_score\nbound: {max_drop: 0.05}"), df,
+                frame(rows(100, 0, scorer="judge")))
+    assert rel.numbers["candidate_estimate"] == pytest.approx(0.52) and rel.outcome == "FAIL"
+
+
 def test_pass_at_k_and_pass_hat_k_use_the_unbiased_estimators():
-    # Every case: 3 of 5 runs pass.
-    parts = [rows(10, 0, repeat=r) for r in range(3)] + [rows(0, 10, repeat=r) for r in (3, 4)]
+    # Every case: 3 of 5 runs pass (40 cases: the upper bound at 0.3 is under 0.5 even on 40 cases alone).
+    parts = [rows(40, 0, repeat=r) for r in range(3)] + [rows(0, 40, repeat=r) for r in (3, 4)]
     df = frame(*parts)
     at = _only(one_rule("metric: pass_at_k\nk: 2\nbound: {min: 0.5}"), df)
     hat = _only(one_rule("metric: pass_hat_k\nk: 2\nbound: {min: 0.5}"), df)
