@@ -544,17 +544,19 @@ class HistoryStore:
                 found = schema.one(con, "SELECT status FROM runs WHERE run_id = ?", [run_id])
                 if found is None:
                     raise InputError(self.path, "run_id", f"no run {run_id!r}", "see `evalplatform history list`")
+                if found[0] != "complete":
+                    raise InputError(self.path, "run_id", f"run {run_id!r} is {found[0]}; only a complete run "
+                                     "has a decision", "see `evalplatform history show`")
                 if kind == "record":
-                    self._check_first_record(con, run_id, found[0])
+                    self._check_first_record(con, run_id)
             con.execute(f"INSERT INTO decisions ({_DECISION_COLUMNS}) VALUES ({', '.join('?' * 9)})",
                         [row[c] for c in _DECISION_COLUMNS.split(", ")])
             if run_id is not None and kind == "record":
                 con.execute("UPDATE runs SET decision = ? WHERE run_id = ?", [overall, run_id])
         return row["decision_id"]
 
-    def _check_first_record(self, con: duckdb.DuckDBPyConnection, run_id: str, status: str) -> None:
-        if status != "complete":
-            raise InputError(self.path, "run_id", f"run {run_id!r} is {status}; only a complete run has a decision")
+    def _check_first_record(self, con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+        """A run's decision of record is written once, never replaced."""
         earlier = schema.one(con, "SELECT overall FROM decisions WHERE run_id = ? AND kind = 'record'", [run_id])
         if earlier is not None:
             raise InputError(

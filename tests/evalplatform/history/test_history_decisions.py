@@ -131,3 +131,18 @@ def test_gate_run_of_the_promoted_baseline_itself_has_no_baseline(env, capsys):
     inputs = json.loads(Path("base.json").read_text())["inputs"]
     assert inputs["baseline"] == {"kind": "promoted", "suite": "demo", "run_id": None}
     assert store.decision_of_record("base")["overall"] == "PASS"
+
+
+@pytest.mark.parametrize("status", ["running", "abandoned"])
+def test_a_run_that_did_not_complete_cannot_be_re_decided(env, capsys, status):
+    store, policy = env
+    store.begin_run({"run_id": "partial", "suite": "demo"})
+    if status == "abandoned":
+        import duckdb
+
+        with duckdb.connect(str(store.path)) as con:
+            con.execute("UPDATE runs SET status = 'abandoned' WHERE run_id = 'partial'")
+    assert main(["gate", "--run", "partial", "--policy", str(policy)]) == 2
+    out, err = capsys.readouterr()
+    assert f"is {status}" in err and "PASS" not in out and "BLOCK" not in out
+    assert store.re_decisions("partial") == [] and store.get_run("partial")["decision"] is None
