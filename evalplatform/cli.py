@@ -203,7 +203,7 @@ def _configure_history(p: argparse.ArgumentParser) -> None:
     ls = sub.add_parser("list", help="recent runs")
     ls.add_argument("--suite")
     ls.add_argument("--limit", type=int, default=20)
-    ls.add_argument("--all", action="store_true", help="include running and failed runs")
+    ls.add_argument("--all", action="store_true", help="include runs still running")
     show = sub.add_parser("show", help="one run with its provenance and summary")
     show.add_argument("run_id")
 
@@ -219,8 +219,9 @@ def cmd_history(args: argparse.Namespace) -> int:
     store = HistoryStore(project.history_path)
     _mark_abandoned(store)
     if args.history_cmd in (None, "list"):
+        # Runs that ended without completing (failed, abandoned) are listed too, with their reason.
         runs = store.list_runs(suite=getattr(args, "suite", None), limit=getattr(args, "limit", 20),
-                               status=None if getattr(args, "all", False) else "complete")
+                               status=None if getattr(args, "all", False) else ("complete", "failed", "abandoned"))
         if runs.height == 0:
             print(f"no runs in {project.history_path}")
             return EXIT_PASS

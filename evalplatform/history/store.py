@@ -422,14 +422,17 @@ class HistoryStore:
             )
             return True
 
-    def list_runs(self, suite: str | None = None, limit: int = 20, status: str | None = "complete") -> pl.DataFrame:
-        """The latest runs first; `suite=None` for all suites, `status=None` for any status."""
-        if status is not None and status not in STATUSES:
-            raise InputError(None, "status", f"unknown run status {status!r}", f"use one of {', '.join(STATUSES)}")
+    def list_runs(self, suite: str | None = None, limit: int = 20,
+                  status: str | tuple[str, ...] | None = "complete") -> pl.DataFrame:
+        """The latest runs first; `suite=None` for all suites; `status` one status, several, or None for any."""
+        wanted = [status] if isinstance(status, str) else list(status) if status is not None else None
+        for one in wanted or []:
+            if one not in STATUSES:
+                raise InputError(None, "status", f"unknown run status {one!r}", f"use one of {', '.join(STATUSES)}")
         return self._frame(
-            "SELECT * FROM runs WHERE (? IS NULL OR suite = ?) AND (? IS NULL OR status = ?) "
+            "SELECT * FROM runs WHERE (? IS NULL OR suite = ?) AND (?::VARCHAR[] IS NULL OR list_contains(?, status)) "
             "ORDER BY started_at DESC, run_id DESC LIMIT ?",
-            [suite, suite, status, status, int(limit)],
+            [suite, suite, wanted, wanted, int(limit)],
             _empty_runs(),
         )
 

@@ -75,7 +75,7 @@ def test_a_real_run_killed_with_sigkill_shows_abandoned_in_history_list(tmp_path
 
     monkeypatch.setenv("EVALPLATFORM_PROJECT", str(root))
     monkeypatch.setenv("EVALPLATFORM_HISTORY", str(db))
-    assert main(["history", "list", "--all"]) == 0
+    assert main(["history", "list"]) == 0
     captured = capsys.readouterr()
     line = next(ln for ln in captured.out.splitlines() if "mini" in ln)
     assert "abandoned" in line and f"process {proc.pid}" in line

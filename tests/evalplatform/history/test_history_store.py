@@ -176,6 +176,8 @@ def test_list_runs_filters_by_suite_and_status_newest_first(store):
     assert store.latest_run("a", status="running")["run_id"] == "run-3"
     with pytest.raises(InputError, match="status"):
         store.list_runs(status="done")
+    store.fail_run("run-3", "boom")
+    assert store.list_runs(status=("failed", "abandoned"))["run_id"].to_list() == ["run-3"]
 
 
 def test_get_run_accepts_a_unique_prefix(store):
