@@ -209,8 +209,9 @@ def cmd_gate(args: argparse.Namespace) -> int:
         else:
             # A later gate of a recorded run never replaces the decision the run made: it is kept
             # beside it as a labelled re-decision.
+            compared = baseline_info and (baseline_info.get("path") or baseline_info.get("run_id"))
             label = (f"gate --run by {loaded.path.name} (sha256 {loaded.sha256[:12]}), baseline "
-                     f"{_baseline_name(baseline_info) or 'none'}, {decided_at}")
+                     f"{_baseline_name(baseline_info) if compared else 'none'}, {decided_at}")
             extra["decision_id"] = store_fn().record_decision(
                 decision.overall, loaded.sha256, record_inputs, rules, run_id=history_run,
                 kind="re-decision", label=label)
@@ -228,7 +229,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
         print(f"a re-decision of run {history_run}: the decision it made when it ran stays {made} "
               f"(evalplatform history show {history_run})")
     write_reports(decision, markdown=args.markdown, junit=args.junit, json_out=args.json, extra=extra)
-    return EXIT_BLOCKED if decision.blocked else EXIT_PASS
+    # Only an explicit PASS passes (a NO_DATA or any other verdict does not).
+    return EXIT_PASS if decision.overall == "PASS" else EXIT_BLOCKED
 
 
 def add_report_args(p: argparse.ArgumentParser) -> None:

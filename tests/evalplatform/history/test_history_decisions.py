@@ -146,3 +146,19 @@ def test_a_run_that_did_not_complete_cannot_be_re_decided(env, capsys, status):
     out, err = capsys.readouterr()
     assert f"is {status}" in err and "PASS" not in out and "BLOCK" not in out
     assert store.re_decisions("partial") == [] and store.get_run("partial")["decision"] is None
+
+
+def test_a_verdict_other_than_pass_never_exits_0(env, capsys, monkeypatch):
+    store, policy = env
+    _blocked_run(store, policy)
+    import evalplatform.policy as policy_pkg
+    from evalplatform.policy import evaluate_policy as real
+
+    def no_data(*args, **kwargs):
+        decision = real(*args, **kwargs)
+        decision.overall = "NO_DATA"
+        return decision
+
+    monkeypatch.setattr(policy_pkg, "evaluate_policy", no_data)
+    assert main(["gate", "--run", "base", "--policy", str(policy)]) == 1
+    assert store.re_decisions("base")[-1]["overall"] == "NO_DATA"
