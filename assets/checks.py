@@ -53,10 +53,10 @@ _POLICIES: dict[tuple[str, str], tuple[set[str], str]] = {}
 
 
 def recorded_rule(store, run_id: str, rule_id: str, policy_sha256: str) -> RuleResult | None:
-    """The rule's result in the decision recorded with the run: the check reports what the run
-    decided (one evaluation, one answer), instead of evaluating the policy a second time. A decision
-    under another policy (a later `evalplatform gate` of the same run) does not count."""
-    stored = store.latest_decision(run_id)
+    """The rule's result in the run's decision of record: the check reports what the run decided
+    (one evaluation, one answer), instead of evaluating the policy a second time. A later re-decision
+    (`evalplatform gate --run`) never counts, and a record under another policy is not this rule's."""
+    stored = store.decision_of_record(run_id)
     if stored is None or stored["policy_hash"] != policy_sha256:
         return None
     found = next((r for r in stored["rules"] if r["rule_id"] == rule_id), None)

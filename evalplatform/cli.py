@@ -125,7 +125,8 @@ def _print_summary(project, run_id: str, ui_hint: str | None, args: argparse.Nam
 
     store = HistoryStore(project.history_path)
     record = store.get_run(run_id)
-    stored = store.latest_decision(run_id) if record else None
+    # The decision the run made when it ran; a later `gate --run` never stands in for it.
+    stored = store.decision_of_record(run_id) if record else None
     if record is None or stored is None:
         raise InfraError(f"{project.history_path}: run {run_id} or its decision is missing from the history")
     decision = decision_from_record(stored)
@@ -210,7 +211,7 @@ def _configure_history(p: argparse.ArgumentParser) -> None:
     ls = sub.add_parser("list", help="recent runs")
     ls.add_argument("--suite")
     ls.add_argument("--limit", type=int, default=20)
-    ls.add_argument("--all", action="store_true", help="include running and failed runs")
+    ls.add_argument("--all", action="store_true", help="include runs still running")
     show = sub.add_parser("show", help="one run with its provenance and summary")
     show.add_argument("run_id")
 
@@ -224,27 +225,48 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     project = find_project()
     store = HistoryStore(project.history_path)
+    _mark_abandoned(store)
     if args.history_cmd in (None, "list"):
+        # Runs that ended without completing (failed, abandoned) are listed too, with their reason.
         runs = store.list_runs(suite=getattr(args, "suite", None), limit=getattr(args, "limit", 20),
-                               status=None if getattr(args, "all", False) else "complete")
+                               status=None if getattr(args, "all", False) else ("complete", "failed", "abandoned"))
         if runs.height == 0:
             print(f"no runs in {project.history_path}")
             return EXIT_PASS
         print(f"{'run_id':<28}{'suite':<10}{'tier':<9}{'status':<10}{'model':<22}{'pass':>6}{'fail':>6}"
               f"{'error':>6}  decision")
         for r in runs.iter_rows(named=True):
+            # A run that did not complete has no decision: say why it stopped instead.
+            last = r["decision"] if r["status"] == "complete" else (r["failure"] or "")
             print(f"{r['run_id']:<28}{r['suite']:<10}{(r['tier'] or ''):<9}{r['status']:<10}"
                   f"{(r['target_model'] or '')[:21]:<22}{r['n_pass'] or 0:>6}{r['n_fail'] or 0:>6}"
-                  f"{r['n_error'] or 0:>6}  {r['decision'] or ''}")
+                  f"{r['n_error'] or 0:>6}  {last or ''}")
         return EXIT_PASS
     record = store.get_run(args.run_id)
     if record is None:
         raise InputError(project.history_path, "run_id", f"no run {args.run_id!r}", "see `evalplatform history list`")
-    if record["status"] == "complete":
+    if record["status"] == "complete" and store.decision_of_record(record["run_id"]) is not None:
         _print_summary(project, record["run_id"], None)
-        return EXIT_PASS
-    print(json.dumps(record, indent=2, default=str))
+    else:
+        print(json.dumps(record, indent=2, default=str))
+        if record["status"] == "complete":
+            print("no decision was recorded when this run ran")
+    # Later gates are listed for the record, each labelled, and never as what the run decided.
+    for d in store.re_decisions(record["run_id"]):
+        print(f"re-decision {d['decision_id']}: {d['overall']}  {d['label'] or 'a later gate'}  "
+              "(not this run's decision)")
     return EXIT_PASS
+
+
+def _mark_abandoned(store) -> None:
+    """The cheap check: runs whose process is gone are marked abandoned before they are listed."""
+    try:
+        gone = store.mark_abandoned()
+    except InfraError as exc:  # a read-only history still lists; it just cannot mark them
+        print(f"warning: cannot mark abandoned runs: {exc}", file=sys.stderr)
+        return
+    if gone:
+        print(f"marked {len(gone)} run(s) abandoned (their process is gone): {', '.join(gone)}", file=sys.stderr)
 
 
 def _configure_schema(p: argparse.ArgumentParser) -> None:

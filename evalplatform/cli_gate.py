@@ -204,7 +204,14 @@ def cmd_gate(args: argparse.Namespace) -> int:
     frame, warnings, inputs, history_run = _candidate(args, store_fn)
     for note in warnings:
         print(f"warning: {note}", file=sys.stderr)
-    baseline, baseline_info = _baseline(args, frame, loaded.policy, store_fn, history_run)
+    if history_run is not None and args.baseline is None:
+        # A recorded run is judged as it ran: against its suite's promoted baseline (never itself).
+        from evalplatform.decide import baseline_for
+
+        base_id, baseline = baseline_for(store_fn(), inputs["suite"], history_run)
+        baseline_info = {"kind": "promoted", "suite": inputs["suite"], "run_id": base_id}
+    else:
+        baseline, baseline_info = _baseline(args, frame, loaded.policy, store_fn, history_run)
     if baseline_info is not None:
         inputs["baseline"] = baseline_info
         if baseline_info.get("note"):
@@ -216,16 +223,36 @@ def cmd_gate(args: argparse.Namespace) -> int:
                                judges_not_allowed=_judges_not_allowed(store_fn, history_run))
     decision.inputs = inputs
     decided_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    extra: dict[str, Any] = {"decided_at": decided_at, "policy_path": str(loaded.path)}
+    recorded = None
+    if not args.no_record:
+        # Record first, print after: a decision that could not be recorded is never shown as made.
+        record_inputs = {**inputs, "policy_path": str(loaded.path), "decided_at": decided_at}
+        rules = [r.to_dict() for r in decision.rules]
+        if history_run is None:
+            extra["decision_id"] = store_fn().record_decision(decision.overall, loaded.sha256, record_inputs, rules)
+        else:
+            # A later gate of a recorded run never replaces the decision the run made: it is kept
+            # beside it as a labelled re-decision.
+            compared = baseline_info and (baseline_info.get("path") or baseline_info.get("run_id"))
+            label = (f"gate --run by {loaded.path.name} (sha256 {loaded.sha256[:12]}), baseline "
+                     f"{_baseline_name(baseline_info) if compared else 'none'}, {decided_at}")
+            extra["decision_id"] = store_fn().record_decision(
+                decision.overall, loaded.sha256, record_inputs, rules, run_id=history_run,
+                kind="re-decision", label=label)
+    if history_run is not None:
+        recorded = store_fn().decision_of_record(history_run)
     print(render_table(decision))
     for r in decision.rules:
         if r.blocks:
             print(f"blocked: {loaded.path}: rule {r.rule_id}: {r.outcome}: {r.reason}", file=sys.stderr)
-    extra: dict[str, Any] = {"decided_at": decided_at, "policy_path": str(loaded.path)}
-    if not args.no_record:
-        extra["decision_id"] = store_fn().record_decision(
-            decision.overall, loaded.sha256, {**inputs, "policy_path": str(loaded.path), "decided_at": decided_at},
-            [r.to_dict() for r in decision.rules], run_id=history_run)
-        print(f"decision {extra['decision_id']} recorded in {store_fn().path}")
+    if "decision_id" in extra:
+        what = "re-decision" if history_run is not None else "decision"
+        print(f"{what} {extra['decision_id']} recorded in {store_fn().path}")
+    if history_run is not None:
+        made = recorded["overall"] if recorded else "none recorded"
+        print(f"a re-decision of run {history_run}: the decision it made when it ran stays {made} "
+              f"(evalplatform history show {history_run})")
     write_reports(decision, markdown=args.markdown, junit=args.junit, json_out=args.json, extra=extra)
     # Only an exact PASS exits 0: a new overall value (NO_DATA) must not slip through as success.
     return EXIT_PASS if decision.overall == "PASS" else EXIT_BLOCKED

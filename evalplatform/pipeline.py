@@ -8,8 +8,8 @@ from typing import Callable
 
 from evalplatform import provenance
 from evalplatform.datasets import Dataset
-from evalplatform.errors import InputError
-from evalplatform.history import HistoryStore, new_run_id
+from evalplatform.errors import EvalPlatformError, InputError
+from evalplatform.history import DecisionRecord, HistoryStore, new_run_id
 from evalplatform.models.redact import redact
 from evalplatform.project import Project
 from evalplatform.runner import ScoredRun, execute, load_dataset, plan_run
@@ -115,18 +115,28 @@ def scored_run(
         run = execute(plan, run_id, cache_dir=None if opts.no_cache else project.cache_dir,
                       concurrency=opts.concurrency, on_result=_progress(progress, plan.n_calls))
         # The policy is pure over the results and the promoted baseline: decide before storing, so
-        # the run lands complete with its decision in one transaction, then record the rule detail.
+        # the results, totals and the decision of record land in one transaction (all or nothing).
         decision = decide_run(store, suite, run_id, results=run.results, record=False)
+        store.complete_run(run_id, run.results, run.outputs, run.totals, decision=DecisionRecord(
+            overall=decision.overall, policy_hash=decision.policy_hash, inputs=decision.inputs,
+            rules=[r.to_dict() for r in decision.rules]))
     except BaseException as exc:
-        store.fail_run(run_id, f"{type(exc).__name__}: {exc}"[:500])
+        _close_failed(store, run_id, exc)
         raise
     run.totals["decision"] = decision.overall
-    store.complete_run(run_id, run.results, run.outputs, run.totals)
-    store.record_decision(decision.overall, decision.policy_hash or "", decision.inputs,
-                          [r.to_dict() for r in decision.rules], run_id=run_id)
     record.update(run.totals)
     record["decision_detail"] = decision
     return run, record
+
+
+def _close_failed(store: HistoryStore, run_id: str, exc: BaseException) -> None:
+    """Mark the run failed with the reason; if the history cannot take even that (a full disk), the
+    original error is what the user needs: the run stays running until a later writer finds this
+    process gone and marks it abandoned."""
+    try:
+        store.fail_run(run_id, f"{type(exc).__name__}: {exc}"[:500])
+    except EvalPlatformError:
+        pass
 
 
 def _progress(factory: Callable[[int], Callable] | None, total: int) -> Callable | None:

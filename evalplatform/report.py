@@ -101,7 +101,7 @@ def render_summary(*, run: dict, results: pl.DataFrame, decision: Decision, hist
     lines.append(f"{'criterion':<16}{'pass rate':>10}   {'95% Wilson CI':<17}{'n':>6}{'errors':>8}")
     for r in criterion_table(results):
         ci = f"[{_pct(r['lower']).strip()}, {_pct(r['upper']).strip()}]" if r["n"] else "-"
-        lines.append(f"{r['criterion']:<16}{_pct(r['rate']):>10}   {ci:<17}{r['n']:>6}{r['errors']:>8}")
+        lines.append(f"{r['criterion'] or '(none)':<16}{_pct(r['rate']):>10}   {ci:<17}{r['n']:>6}{r['errors']:>8}")
     cats = category_table(results)
     if cats:
         lines.append("")
@@ -120,7 +120,13 @@ def render_summary(*, run: dict, results: pl.DataFrame, decision: Decision, hist
                  f"baseline {base or 'none promoted yet'}):")
     lines.append(render_table(decision))
     lines.append("")
-    lines.append("RELEASE GATE PASSED" if not decision.blocked else "RELEASE GATE BLOCKS this change")
+    # Only an explicit PASS passes: a verdict this code does not know (e.g. NO_DATA) is not a pass.
+    if decision.overall == "PASS":
+        lines.append("RELEASE GATE PASSED")
+    elif decision.overall == "BLOCK":
+        lines.append("RELEASE GATE BLOCKS this change")
+    else:
+        lines.append(f"RELEASE GATE DID NOT PASS ({decision.overall})")
     lines.append(f"history: {history_path}  (evalplatform history show {run['run_id']})")
     if ui_hint:
         lines.append(ui_hint)

@@ -1,4 +1,4 @@
-"""Typed rows of the history tables: what `begin_run` accepts and what `complete_run` totals may hold."""
+"""Typed rows of the history tables: what `begin_run` accepts, and what `complete_run` totals and decisions hold."""
 
 from __future__ import annotations
 
@@ -80,6 +80,24 @@ class RunTotals(BaseModel):
     model_calls: int | None = None
     wall_s: float | None = None
     decision: str | None = None
+
+
+class DecisionRecord(BaseModel):
+    """A gate decision as the history stores it: the verdict, the policy's sha256, its inputs and rules."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    overall: str
+    policy_hash: str | None = None
+    inputs: dict[str, Any] = {}
+    rules: list[Any] | dict[str, Any] = []
+
+    @field_validator("overall")
+    @classmethod
+    def _verdict(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a decision needs its overall verdict")
+        return value
 
 
 def derive_totals(frame: pl.DataFrame) -> dict[str, Any]:

@@ -165,8 +165,12 @@ _V3 = [
        AND d.kind = 'record') WHERE run_id IN (SELECT run_id FROM decisions WHERE kind = 'record')""",
 ]
 
+# Version 4: with the pid, the identity of the process that owns a running run ("<boot id>:<start
+# ticks>" on Linux), so a pid reused by a later process does not keep a dead run `running`.
+_V4 = ["ALTER TABLE runs ADD COLUMN process_started VARCHAR"]
+
 # Index i holds the statements that take the database from version i to version i + 1.
-MIGRATIONS: list[list[str]] = [_V1, _V2, _V3]
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4]
 LATEST_VERSION = len(MIGRATIONS)
 
 _VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)"

@@ -3,13 +3,17 @@
 DuckDB lets one read-write process lock out every other process, readers included, so every
 call opens a connection, does one transaction and closes it again. Writers queue on a file lock
 beside the database; both writers and readers retry the open while another process holds it.
+A run records the process that owns it; a later writer marks a run whose process is gone abandoned.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 import random
 import secrets
+import socket
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -24,11 +28,16 @@ from pydantic import ValidationError
 
 from evalplatform import results as rt
 from evalplatform.errors import InfraError, InputError
-from evalplatform.history import schema
-from evalplatform.history.records import JSON_COLUMNS, RunStart, RunTotals, derive_totals, utcnow
+from evalplatform.history import owner, schema
+from evalplatform.history.records import JSON_COLUMNS, DecisionRecord, RunStart, RunTotals, derive_totals, utcnow
 from evalplatform.provenance import canonical_json
 
 STATUSES = ("running", "complete", "failed", "abandoned")
+DECISION_KINDS = ("record", "re-decision")
+_DECISION_COLUMNS = "decision_id, run_id, policy_hash, inputs, rules, overall, created_at, kind, label"
+# A run of another host (or of an older evalplatform that recorded no process) cannot be checked
+# from here; it counts as abandoned only once no run could plausibly still be going.
+FOREIGN_RUN_LIMIT = dt.timedelta(hours=72)
 _RESULT_COLUMNS = ", ".join(f'"{c}"' for c in rt.COLUMNS)
 _LOCK_MESSAGES = ("Could not set lock", "Conflicting lock", "different configuration")
 
@@ -48,6 +57,38 @@ def _first_line(err: BaseException) -> str:
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
+class _Busy(Exception):
+    """Another process holds the file or the lock: worth another try."""
+
+    def __init__(self, cause: BaseException):
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _decision_row(path: Path, decision: DecisionRecord | dict[str, Any], run_id: str | None,
+                  kind: str = "record", label: str | None = None, decision_id: str | None = None) -> dict[str, Any]:
+    """A `decisions` row, the decision validated first (bad input names the field)."""
+    if kind not in DECISION_KINDS:
+        raise InputError(path, "kind", f"unknown decision kind {kind!r}", f"use one of {', '.join(DECISION_KINDS)}")
+    try:
+        valid = DecisionRecord.model_validate(decision)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise InputError(path, f"decision.{field}" if field else "decision", first["msg"]) from err
+    return {
+        "decision_id": decision_id or new_run_id(),
+        "run_id": run_id,
+        "policy_hash": valid.policy_hash,
+        "inputs": canonical_json(valid.inputs),
+        "rules": canonical_json(valid.rules),
+        "overall": valid.overall,
+        "created_at": utcnow(),
+        "kind": kind,
+        "label": label,
+    }
+
+
 # Complete runs' results by (database file, run id): immutable once written, so safe to reuse.
 _RESULTS_CACHE: "OrderedDict[tuple[str, str], pl.DataFrame]" = OrderedDict()
 _RESULTS_CACHE_RUNS = 8
@@ -62,6 +103,9 @@ class HistoryStore:
         lock_timeout: seconds a writer waits for the other writers' file lock.
         connect_timeout: seconds a writer retries opening the file while a reader holds it.
         read_timeout: seconds a reader retries opening the file while a writer holds it.
+        foreign_run_limit: how long a running run of another host stays running before it counts
+            as abandoned (its process cannot be checked from here).
+        clock, sleep: the time source and the wait of every retry (tests inject their own).
     """
 
     def __init__(
@@ -71,27 +115,51 @@ class HistoryStore:
         lock_timeout: float = 60.0,
         connect_timeout: float = 60.0,
         read_timeout: float = 30.0,
+        foreign_run_limit: dt.timedelta = FOREIGN_RUN_LIMIT,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         self.path = Path(path)
         self.lock_path = Path(str(self.path) + ".lock")
         self.lock_timeout = lock_timeout
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        self.foreign_run_limit = foreign_run_limit
+        self._clock = clock
+        self._sleep = sleep
         self._schema_current = False
-        # Called inside complete_run's transaction just before COMMIT; tests use it to crash there.
+        # Called inside complete_run's transaction after the results went in and before the decision
+        # and the COMMIT; tests use it to crash there.
         self._before_commit: Callable[[], None] | None = None
 
     # -- connections -------------------------------------------------------------------------
 
+    def _retry(self, attempt: Callable[[], Any], budget: float, gave_up: Callable[[BaseException], InfraError]) -> Any:
+        """Call `attempt` until it returns, waiting with jittered, capped backoff between tries.
+
+        `attempt` raises `_Busy` while the resource is held; once the next wait would pass `budget`
+        seconds, `gave_up(err)` is raised instead. Time comes from the injected clock and sleep.
+        """
+        deadline = self._clock() + budget
+        delay = 0.005
+        while True:
+            try:
+                return attempt()
+            except _Busy as busy:
+                wait = delay * random.uniform(0.5, 1.5)
+                if self._clock() + wait > deadline:
+                    raise gave_up(busy.cause) from busy.cause
+            self._sleep(wait)
+            delay = min(delay * 2, 0.2)
+
     def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection | None:
-        """Open the file, retrying with jittered backoff while another connection holds it.
+        """Open the file, retrying while another connection holds it.
 
         Returns None when reading a database that does not exist yet.
         """
         budget = self.read_timeout if read_only else self.connect_timeout
-        deadline = time.monotonic() + budget
-        delay = 0.005
-        while True:
+
+        def attempt() -> duckdb.DuckDBPyConnection | None:
             if read_only and not self.path.exists():
                 return None
             try:
@@ -101,26 +169,41 @@ class HistoryStore:
                     return None
                 if not _is_lock_conflict(err):
                     raise InfraError(f"{self.path}: cannot open the history database: {_first_line(err)}") from err
-                if time.monotonic() + delay > deadline:
-                    raise InfraError(
-                        f"{self.path}: history database is held by another process (retried {budget:g}s); "
-                        "wait for the other run to finish or raise the timeout"
-                    ) from err
-            time.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, 0.2)
+                raise _Busy(err) from err
+
+        return self._retry(attempt, budget, lambda err: InfraError(
+            f"{self.path}: history database is held by another process (retried {budget:g}s); "
+            "wait for the other run to finish or raise the timeout"
+        ))
+
+    def _lock(self) -> filelock.FileLock:
+        """The writers' file lock, acquired: waits (on the injected clock) while another writer holds it."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise InfraError(f"{self.path.parent}: cannot create the history folder: {err.strerror or err}") from err
+        lock = filelock.FileLock(str(self.lock_path))
+
+        def attempt() -> filelock.FileLock:
+            try:
+                lock.acquire(blocking=False)
+            except filelock.Timeout as err:
+                raise _Busy(err) from err
+            except OSError as err:
+                raise InfraError(
+                    f"{self.lock_path}: cannot create the history's lock file: {err.strerror or err}"
+                ) from err
+            return lock
+
+        return self._retry(attempt, self.lock_timeout, lambda err: InfraError(
+            f"{self.lock_path}: another writer has held the history lock for over {self.lock_timeout:g}s; "
+            "wait for it to finish, or remove the lock file if no evalplatform process is running"
+        ))
 
     @contextmanager
     def _writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection at the latest schema, held under the writers' file lock."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock = filelock.FileLock(str(self.lock_path), timeout=self.lock_timeout)
-        try:
-            lock.acquire()
-        except filelock.Timeout as err:
-            raise InfraError(
-                f"{self.lock_path}: another writer has held the history lock for over {self.lock_timeout:g}s; "
-                "wait for it to finish, or remove the lock file if no evalplatform process is running"
-            ) from err
+        lock = self._lock()
         try:
             con = self._connect(read_only=False)
             try:
@@ -194,10 +277,12 @@ class HistoryStore:
             raise InputError(self.path, field, f"invalid run record: {first['msg']}") from err
         for name in JSON_COLUMNS:
             row[name] = canonical_json(row[name]) if row[name] is not None else None
-        row["status"] = "running"
+        me = owner.this_process()
+        row.update(status="running", pid=me.pid, host=me.host, process_started=me.started)
         names = list(row)
         sql = f"INSERT INTO runs ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
-        with self._writing() as con:
+        with self._writing() as con, self._transaction(con):
+            self._mark_abandoned(con)
             try:
                 con.execute(sql, [row[n] for n in names])
             except duckdb.ConstraintException as err:
@@ -205,18 +290,66 @@ class HistoryStore:
                     self.path, "run_id", f"run {row['run_id']!r} already exists", "use new_run_id()"
                 ) from err
 
+    # -- runs whose process is gone -----------------------------------------------------------
+
+    def _gone(self, run: dict[str, Any], here: str, now: dt.datetime) -> str | None:
+        """Why a running run will never finish, or None while its process may still be at work."""
+        if run["pid"] is not None and run["host"] == here:
+            return owner.gone_reason(int(run["pid"]), run["process_started"])
+        return owner.foreign_reason(run["host"], run["started_at"], now, self.foreign_run_limit)
+
+    def _abandoned(self, runs: list[dict[str, Any]]) -> dict[str, str]:
+        here, now = socket.gethostname(), utcnow()
+        found = {}
+        for run in runs:
+            reason = self._gone(run, here, now)
+            if reason is not None:
+                where = f"host {run['host']}" if run["host"] else "unknown host"
+                found[run["run_id"]] = (f"abandoned: {reason} ({where}; found at {now:%Y-%m-%d %H:%M:%S}Z by "
+                                        f"process {os.getpid()} on {here})")
+        return found
+
+    _RUNNING_SQL = "SELECT run_id, pid, host, process_started, started_at FROM runs WHERE status = 'running'"
+
+    def _mark_abandoned(self, con: duckdb.DuckDBPyConnection) -> list[str]:
+        """Inside a write transaction: mark running runs whose process is gone abandoned, with the reason."""
+        cur = con.execute(self._RUNNING_SQL)
+        names = [d[0] for d in cur.description]
+        found = self._abandoned([dict(zip(names, r)) for r in cur.fetchall()])
+        for run_id, reason in found.items():
+            con.execute(
+                "UPDATE runs SET status = 'abandoned', failure = ?, finished_at = ? "
+                "WHERE run_id = ? AND status = 'running'",
+                [reason, utcnow(), run_id],
+            )
+        return sorted(found)
+
+    def mark_abandoned(self) -> list[str]:
+        """Mark running runs whose process is gone abandoned; returns their ids.
+
+        A cheap check for readers (`history list`): it reads first and takes the write lock only
+        when there is a run to mark.
+        """
+        if not self._abandoned(self._rows(self._RUNNING_SQL, [])):
+            return []
+        with self._writing() as con, self._transaction(con):
+            return self._mark_abandoned(con)
+
     def complete_run(
         self,
         run_id: str,
         results: pl.DataFrame,
         outputs: dict[str, str] | None = None,
         totals: dict[str, Any] | None = None,
-    ) -> None:
-        """Store a run's results and outputs and mark it complete, all in one transaction.
+        decision: DecisionRecord | dict[str, Any] | None = None,
+    ) -> str | None:
+        """Store a run's results, outputs, totals and decision of record and mark it complete, in one transaction.
 
         Totals are derived from `results` (outcome counts, tokens and cost per call); keys in
-        `totals` override them or add what the frame cannot know (wall_s, decision). On any
-        failure nothing is written and the run stays 'running'.
+        `totals` override them or add what the frame cannot know (wall_s). `decision` (keys overall,
+        policy_hash, inputs, rules) is the decision the run made: it lands with the results or not
+        at all, so a crash never leaves a complete run without it. On any failure nothing is written
+        and the run stays 'running'. Returns the decision's id (None without a decision).
         """
         source = f"run {run_id}"
         problems = rt.validate(results, source=source)
@@ -227,13 +360,19 @@ class HistoryStore:
         except ValidationError as err:
             first = err.errors()[0]
             raise InputError(self.path, f"totals.{first['loc'][0]}", first["msg"]) from err
+        record = _decision_row(self.path, decision, run_id) if decision is not None else None
+        stated = given.pop("decision", None)
+        if stated is not None and (record is None or stated != record["overall"]):
+            raise InputError(self.path, "totals.decision",
+                             f"run {run_id!r}: a decision is stored with its rules, not as a total",
+                             "pass it as complete_run(..., decision={overall, policy_hash, inputs, rules})")
         frame = rt.conform(results).with_columns(pl.col("run_id").fill_null(run_id))
         strays = frame.filter(pl.col("run_id") != run_id)
         if strays.height:
             raise InputError(
                 self.path, "results.run_id", f"row for run {strays['run_id'][0]!r} in results of run {run_id!r}"
             )
-        row_totals = {**derive_totals(frame), **given}
+        row_totals: dict[str, Any] = {**derive_totals(frame), **given}
         outputs_frame = pl.DataFrame(
             {"output_hash": list((outputs or {}).keys()), "text": list((outputs or {}).values())},
             schema={"output_hash": pl.Utf8, "text": pl.Utf8},
@@ -254,15 +393,20 @@ class HistoryStore:
             except duckdb.ConstraintException as err:
                 raise InputError(self.path, "results", f"{source}: {_first_line(err)}") from err
             con.execute("INSERT OR IGNORE INTO outputs SELECT output_hash, text FROM incoming_outputs")
+            if self._before_commit is not None:
+                self._before_commit()
+            if record is not None:
+                con.execute(f"INSERT INTO decisions ({_DECISION_COLUMNS}) VALUES ({', '.join('?' * 9)})",
+                            [record[c] for c in _DECISION_COLUMNS.split(", ")])
+                row_totals["decision"] = record["overall"]
             assignments = ", ".join(f"{k} = ?" for k in row_totals)
             con.execute(
                 f"UPDATE runs SET {assignments}, status = 'complete', finished_at = ? WHERE run_id = ?",
                 [*row_totals.values(), utcnow(), run_id],
             )
-            if self._before_commit is not None:
-                self._before_commit()
             con.unregister("incoming_results")
             con.unregister("incoming_outputs")
+        return record["decision_id"] if record is not None else None
 
     def fail_run(self, run_id: str, reason: str) -> bool:
         """Mark a running run failed with its reason; False (and no change) when it already finished."""
@@ -278,14 +422,17 @@ class HistoryStore:
             )
             return True
 
-    def list_runs(self, suite: str | None = None, limit: int = 20, status: str | None = "complete") -> pl.DataFrame:
-        """The latest runs first; `suite=None` for all suites, `status=None` for any status."""
-        if status is not None and status not in STATUSES:
-            raise InputError(None, "status", f"unknown run status {status!r}", f"use one of {', '.join(STATUSES)}")
+    def list_runs(self, suite: str | None = None, limit: int = 20,
+                  status: str | tuple[str, ...] | None = "complete") -> pl.DataFrame:
+        """The latest runs first; `suite=None` for all suites; `status` one status, several, or None for any."""
+        wanted = [status] if isinstance(status, str) else list(status) if status is not None else None
+        for one in wanted or []:
+            if one not in STATUSES:
+                raise InputError(None, "status", f"unknown run status {one!r}", f"use one of {', '.join(STATUSES)}")
         return self._frame(
-            "SELECT * FROM runs WHERE (? IS NULL OR suite = ?) AND (? IS NULL OR status = ?) "
+            "SELECT * FROM runs WHERE (? IS NULL OR suite = ?) AND (?::VARCHAR[] IS NULL OR list_contains(?, status)) "
             "ORDER BY started_at DESC, run_id DESC LIMIT ?",
-            [suite, suite, status, status, int(limit)],
+            [suite, suite, wanted, wanted, int(limit)],
             _empty_runs(),
         )
 
@@ -381,33 +528,66 @@ class HistoryStore:
         rules: list[dict[str, Any]] | dict[str, Any],
         run_id: str | None = None,
         decision_id: str | None = None,
+        kind: str = "record",
+        label: str | None = None,
     ) -> str:
-        """Store a gate decision (and set it on its run, if any); returns the decision id."""
-        decision_id = decision_id or new_run_id()
+        """Store a gate decision; returns its id.
+
+        kind 'record' is a run's decision of record (or a decision on imported files, run_id None):
+        a run has at most one, normally written by `complete_run`, and it is never replaced.
+        kind 're-decision' is a later gate of a recorded run, kept beside the record under its
+        `label`; it never changes what the run decided.
+        """
+        row = _decision_row(self.path, {"overall": overall, "policy_hash": policy_hash, "inputs": inputs,
+                                        "rules": rules}, run_id, kind, label, decision_id)
+        if kind == "re-decision" and run_id is None:
+            raise InputError(self.path, "run_id", "a re-decision is of a recorded run", "give run_id")
         with self._writing() as con, self._transaction(con):
-            con.execute(
-                "INSERT INTO decisions (decision_id, run_id, policy_hash, inputs, rules, overall, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [decision_id, run_id, policy_hash, canonical_json(inputs), canonical_json(rules), overall, utcnow()],
-            )
             if run_id is not None:
+                found = schema.one(con, "SELECT status FROM runs WHERE run_id = ?", [run_id])
+                if found is None:
+                    raise InputError(self.path, "run_id", f"no run {run_id!r}", "see `evalplatform history list`")
+                if found[0] != "complete":
+                    raise InputError(self.path, "run_id", f"run {run_id!r} is {found[0]}; only a complete run "
+                                     "has a decision", "see `evalplatform history show`")
+                if kind == "record":
+                    self._check_first_record(con, run_id)
+            con.execute(f"INSERT INTO decisions ({_DECISION_COLUMNS}) VALUES ({', '.join('?' * 9)})",
+                        [row[c] for c in _DECISION_COLUMNS.split(", ")])
+            if run_id is not None and kind == "record":
                 con.execute("UPDATE runs SET decision = ? WHERE run_id = ?", [overall, run_id])
-        return decision_id
+        return row["decision_id"]
+
+    def _check_first_record(self, con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+        """A run's decision of record is written once, never replaced."""
+        earlier = schema.one(con, "SELECT overall FROM decisions WHERE run_id = ? AND kind = 'record'", [run_id])
+        if earlier is not None:
+            raise InputError(
+                self.path, "run_id", f"run {run_id!r} already has its decision of record ({earlier[0]}), "
+                "which is never replaced", "record a later gate as kind='re-decision' with a label",
+            )
 
     def get_decision(self, decision_id: str) -> dict[str, Any] | None:
         rows = self._rows("SELECT * FROM decisions WHERE decision_id = ?", [decision_id])
-        if not rows:
-            return None
-        row = rows[0]
-        row["inputs"] = json.loads(row["inputs"])
-        row["rules"] = json.loads(row["rules"])
-        return row
+        return _decode_decision(rows[0]) if rows else None
+
+    def decision_of_record(self, run_id: str) -> dict[str, Any] | None:
+        """The decision the run made when it ran: what everything that reports the run's decision shows."""
+        rows = self._rows("SELECT * FROM decisions WHERE run_id = ? AND kind = 'record' "
+                          "ORDER BY created_at, decision_id LIMIT 1", [run_id])
+        return _decode_decision(rows[0]) if rows else None
+
+    def re_decisions(self, run_id: str) -> list[dict[str, Any]]:
+        """Later gates of the run (`evalplatform gate --run`), oldest first, each with its label."""
+        rows = self._rows("SELECT * FROM decisions WHERE run_id = ? AND kind = 're-decision' "
+                          "ORDER BY created_at, decision_id", [run_id])
+        return [_decode_decision(r) for r in rows]
 
     def latest_decision(self, run_id: str) -> dict[str, Any] | None:
-        """The newest decision recorded for a run (a run can be gated again under another policy)."""
-        rows = self._rows("SELECT decision_id FROM decisions WHERE run_id = ? ORDER BY created_at DESC, "
+        """The newest decision of any kind for a run. What the run decided is `decision_of_record`."""
+        rows = self._rows("SELECT * FROM decisions WHERE run_id = ? ORDER BY created_at DESC, "
                           "decision_id DESC LIMIT 1", [run_id])
-        return self.get_decision(rows[0]["decision_id"]) if rows else None
+        return _decode_decision(rows[0]) if rows else None
 
 
     # -- judge calibrations -------------------------------------------------------------------
@@ -468,6 +648,13 @@ class HistoryStore:
             [calibration_id],
             pl.DataFrame(schema={"item_id": pl.Utf8, "label": pl.Utf8, "verdict": pl.Utf8}),
         )
+
+
+def _decode_decision(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    out["inputs"] = json.loads(out["inputs"]) if out.get("inputs") is not None else {}
+    out["rules"] = json.loads(out["rules"]) if out.get("rules") is not None else []
+    return out
 
 
 def _decode_run(row: dict[str, Any]) -> dict[str, Any]:

@@ -148,31 +148,19 @@ def test_a_decision_that_is_not_pass_does_not_exit_0(tmp_path, capsys, monkeypat
     capsys.readouterr()
 
 
-def test_run_summary_of_a_decision_that_is_not_pass_does_not_exit_0(tmp_path, capsys, monkeypatch):
-    import evalplatform.history as history
-    import evalplatform.report as report
+def test_run_summary_of_a_decision_that_is_not_pass_does_not_exit_0(tmp_path, capsys):
     from evalplatform.cli import _print_summary
+    from evalplatform.history import HistoryStore
+    from tests.evalplatform.policy.builders import frame, rows
+    import polars as pl
 
-    no_data = Decision("NO_DATA", [RuleResult("floor", "pass_rate", "blocking", "NO_DATA", False, "no rows", {})],
-                       "p")
-
-    class Store:
-        def __init__(self, path):
-            pass
-
-        def get_run(self, run_id):
-            return {"run_id": run_id}
-
-        def latest_decision(self, run_id):
-            return {"decision_id": "d1"}
-
-        def get_results(self, run_id):
-            return None
-
-    monkeypatch.setattr(history, "HistoryStore", Store)
-    monkeypatch.setattr(report, "decision_from_record", lambda stored: no_data)
-    monkeypatch.setattr(report, "render_summary", lambda **kw: "summary")
-    project = SimpleNamespace(history_path=tmp_path / "h.duckdb")
+    # A real run in a real history whose decision of record is NO_DATA: the summary must not exit 0.
+    store = HistoryStore(tmp_path / "history.duckdb")
+    store.begin_run({"run_id": "r1", "suite": "demo"})
+    store.complete_run("r1", frame(rows(3)).with_columns(pl.lit("r1").alias("run_id")), {}, decision={
+        "overall": "NO_DATA", "policy_hash": "p", "inputs": {"run_id": "r1", "policy": "p"},
+        "rules": [RuleResult("floor", "pass_rate", "blocking", "NO_DATA", True, "no rows", {}).to_dict()]})
+    project = SimpleNamespace(history_path=tmp_path / "history.duckdb")
     args = SimpleNamespace(markdown="m.md", junit=None, json=None)
     assert _print_summary(project, "r1", None, args) == 1
     assert "**PASS**" not in (tmp_path / "m.md").read_text()

@@ -1,4 +1,4 @@
-"""Subprocess side of the multi-process history tests: writers, a reader, a crashing writer, lock holders."""
+"""Subprocess side of the multi-process history tests: writers, a reader, crashing writers and runs, lock holders."""
 
 from __future__ import annotations
 
@@ -58,7 +58,8 @@ def outputs_for(frame: pl.DataFrame) -> dict[str, str]:
 def _store(db: str):
     from evalplatform.history import HistoryStore
 
-    return HistoryStore(Path(db))
+    # Generous waits: under load a writer may queue behind the other for long; a hang is the test's guard.
+    return HistoryStore(Path(db), lock_timeout=600, connect_timeout=600, read_timeout=600)
 
 
 def write(db: str, tag: str, n_runs: str, n_rows: str) -> None:
@@ -119,6 +120,60 @@ def hold_db(db: str, marker: str, read_only: str) -> None:
     con.close()
 
 
+def begin_and_wait(db: str, run_id: str, marker: str) -> None:
+    """Begin a run and stay inside it until killed."""
+    _store(db).begin_run({"run_id": run_id, "suite": "demo"})
+    Path(marker).write_text("running")
+    time.sleep(120)  # the test SIGKILLs us here
+
+
+def pipeline(project_root: str, db: str, point: str, marker: str) -> None:
+    """A real scored run of the mini suite that dies at `point`.
+
+    hang: blocks inside the first model call (the test SIGKILLs it); before_commit: exits inside
+    complete_run's transaction; write:N: exits as the Nth history write after begin_run starts.
+    """
+    from contextlib import contextmanager
+
+    os.environ["EVALPLATFORM_PROJECT"] = project_root
+    os.environ["EVALPLATFORM_HISTORY"] = db
+    import tests.suite_helpers  # noqa: F401  (registers local/echo-upper)
+    from evalplatform.history import HistoryStore
+    from evalplatform.models.local_provider import register_app
+    from evalplatform.pipeline import RunOptions, scored_run
+    from evalplatform.project import Project
+
+    def hang(messages, params):
+        Path(marker).write_text("in a model call")
+        time.sleep(120)
+        return "never"
+
+    register_app("hang", hang)
+    store = HistoryStore(Path(db))
+    armed = {"writes": None}
+    begin, writing = HistoryStore.begin_run, HistoryStore._writing
+
+    def begin_then_arm(self, run):
+        begin(self, run)
+        armed["writes"] = 0
+
+    @contextmanager
+    def counted(self):
+        if armed["writes"] is not None:
+            armed["writes"] += 1
+            if point == f"write:{armed['writes']}":
+                os._exit(9)
+        with writing(self) as con:
+            yield con
+
+    HistoryStore.begin_run, HistoryStore._writing = begin_then_arm, counted
+    if point == "before_commit":
+        store._before_commit = lambda: os._exit(9)
+    model = "local/hang" if point == "hang" else "local/echo-upper"
+    scored_run(Project(Path(project_root)), RunOptions(suite="mini", model=model, no_cache=True), store=store)
+
+
 if __name__ == "__main__":
-    commands = {"write": write, "read": read, "crash": crash, "hold_lock": hold_lock, "hold_db": hold_db}
+    commands = {"write": write, "read": read, "crash": crash, "hold_lock": hold_lock, "hold_db": hold_db,
+                "begin_and_wait": begin_and_wait, "pipeline": pipeline}
     commands[sys.argv[1]](*sys.argv[2:])

@@ -22,8 +22,11 @@ def spawn(*args: str) -> subprocess.Popen:
     )
 
 
-def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    """Wait until a worker signals through `path`; fail with its stderr if it died first."""
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 600.0) -> None:
+    """Wait until a worker signals through `path`; fail with its stderr if it died first.
+
+    The timeout is a hang guard only, far above a loaded machine's start-up time.
+    """
     deadline = time.monotonic() + timeout
     while not path.exists():
         if proc.poll() is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import time
 
 import polars as pl
 import pytest
@@ -23,11 +22,13 @@ def test_two_writers_and_a_reader_at_once(tmp_path, workers):
     HistoryStore(db).begin_run({"run_id": "seed", "suite": "seed"})  # the reader starts on an existing file
     reader = workers("read", str(db), str(stop))
     writers = [workers("write", str(db), tag, str(RUNS_PER_WRITER), str(ROWS_PER_RUN)) for tag in ("alpha", "beta")]
+    # Timeouts here are hang guards only, far above any loaded machine's time; the workers wait as
+    # long for each other (see history_worker._store), so load cannot fail the test.
     for proc in writers:
-        out, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err
     stop.write_text("done")
-    out, err = reader.communicate(timeout=60)
+    out, err = reader.communicate(timeout=600)
     assert reader.returncode == 0, out + err
     counts = dict(item.split("=") for item in out.split())
     # It read while the writers wrote, and checked completed runs' rows, not just an empty list.
@@ -53,7 +54,7 @@ def test_writer_killed_inside_complete_run_leaves_no_partial_run(tmp_path, worke
     # Large enough that DuckDB writes row groups to the file before the commit that never comes.
     proc = workers("crash", str(db), "doomed", "300000", str(marker), how)
     if how == "sigkill":
-        wait_for(marker, proc, timeout=60)
+        wait_for(marker, proc)
         proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     assert proc.returncode == (-signal.SIGKILL if how == "sigkill" else 17)
@@ -70,18 +71,6 @@ def test_writer_killed_inside_complete_run_leaves_no_partial_run(tmp_path, worke
     fresh.begin_run({"run_id": "after", "suite": "demo"})
     fresh.complete_run("after", make_results("after", 100), {})
     assert fresh.get_results("after").height == 100
-
-
-def test_writer_gives_up_on_a_held_lock_with_an_infra_error(tmp_path, workers):
-    db = tmp_path / "history.duckdb"
-    marker = tmp_path / "locked"
-    holder = workers("hold_lock", str(db) + ".lock", str(marker))
-    wait_for(marker, holder)
-    store = HistoryStore(db, lock_timeout=0.5)
-    started = time.monotonic()
-    with pytest.raises(InfraError, match=r"history\.duckdb\.lock"):
-        store.begin_run({"run_id": "r1", "suite": "demo"})
-    assert time.monotonic() - started < 5
 
 
 @pytest.mark.parametrize("holder_read_only", ["0", "1"])

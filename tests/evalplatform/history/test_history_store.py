@@ -38,7 +38,8 @@ def test_round_trip_preserves_schema_values_and_totals(store):
         judge_pins={"llm_judge": "openai/gpt-4o-2024-08-06"}, python_version="3.11.7",
     )
     frame = make_results(run_id, 300)
-    store.complete_run(run_id, frame, outputs_for(frame), {"wall_s": 12.5, "decision": "PASS"})
+    store.complete_run(run_id, frame, outputs_for(frame), {"wall_s": 12.5},
+                       decision={"overall": "PASS", "policy_hash": "sha", "inputs": {}, "rules": []})
 
     back = store.get_results(run_id)
     assert back.schema == pl.Schema(rt.SCHEMA)
@@ -175,6 +176,8 @@ def test_list_runs_filters_by_suite_and_status_newest_first(store):
     assert store.latest_run("a", status="running")["run_id"] == "run-3"
     with pytest.raises(InputError, match="status"):
         store.list_runs(status="done")
+    store.fail_run("run-3", "boom")
+    assert store.list_runs(status=("failed", "abandoned"))["run_id"].to_list() == ["run-3"]
 
 
 def test_get_run_accepts_a_unique_prefix(store):

@@ -92,12 +92,13 @@ def test_recorded_runs_and_the_promoted_baseline(tmp_path, capsys):
     assert main(["gate", "--run", "cand-ok", "--policy", policy, "--baseline", "promoted", "--json", "ok.json"]) == 0
     ok = json.loads((tmp_path / "ok.json").read_text())
     assert ok["inputs"]["baseline"] == {"kind": "promoted", "suite": "demo", "run_id": "base-1"}
-    assert store.get_run("cand-ok")["decision"] == "PASS"
+    # A gate of a recorded run is a labelled re-decision; it never becomes the run's decision of record.
+    assert store.re_decisions("cand-ok")[-1]["overall"] == "PASS" and store.get_run("cand-ok")["decision"] is None
     capsys.readouterr()
     assert main(["gate", "--run", "cand-worse", "--policy", policy, "--baseline", "base-1"]) == 1
     err = capsys.readouterr().err
     assert "rule no_regression_vs_baseline: FAIL" in err
-    assert store.get_run("cand-worse")["decision"] == "BLOCK"
+    assert store.re_decisions("cand-worse")[-1]["overall"] == "BLOCK"
 
 
 def test_the_promoted_run_is_never_its_own_baseline(tmp_path, capsys):
