@@ -372,7 +372,9 @@ def _main(argv: list[str] | None) -> int:
         print("error: interrupted", file=sys.stderr)
         code, message = EXIT_INFRA, "interrupted"
     except Exception as exc:  # an unexpected failure is infrastructure, reported in one line
-        message = f"internal failure: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        from evalplatform.models.redact import redact
+
+        message = redact(f"internal failure: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
         print(f"error: {message} (set EVALPLATFORM_DEBUG=1 for the traceback)", file=sys.stderr)
         _report_failure(_report_paths(args), EXIT_INFRA, message)
         if os.environ.get("EVALPLATFORM_DEBUG"):

@@ -158,6 +158,22 @@ def _calibrations(path: str | None) -> dict | None:
     return out
 
 
+def _with_suite_advisory(policy, store_fn, history_run: str | None):
+    """A recorded run is gated as it ran: the scorers its suite marks `advisory: true` stay out of broad rules."""
+    if history_run is None:
+        return policy
+    from evalplatform.decide import _advisory_scorers, _with_advisory
+    from evalplatform.suite import load_suite
+
+    suite_file = ((store_fn().get_run(history_run) or {}).get("provenance") or {}).get("suite_file")
+    if not suite_file or not Path(suite_file).is_file():
+        return policy
+    try:
+        return _with_advisory(policy, _advisory_scorers(load_suite(suite_file)))
+    except InputError:
+        return policy  # the suite changed into something unreadable since: gate by the policy as given
+
+
 def _judges_not_allowed(store_fn, history_run: str | None) -> dict[str, str]:
     """A recorded run's judges that may not gate, by the identities it pinned and the history's
     calibrations; imported result files carry no judges of ours."""
@@ -216,7 +232,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
         inputs["baseline"] = baseline_info
         if baseline_info.get("note"):
             print(f"note: {baseline_info['note']}", file=sys.stderr)
-    decision = evaluate_policy(loaded.policy, frame, baseline, calibrations=_calibrations(args.calibrations),
+    policy = _with_suite_advisory(loaded.policy, store_fn, history_run)
+    decision = evaluate_policy(policy, frame, baseline, calibrations=_calibrations(args.calibrations),
                                input_warnings=warnings, policy_hash=loaded.sha256,
                                results_label=_label(args.results) if args.results else f"run {inputs['run_id']}",
                                baseline_label=f"baseline {_baseline_name(baseline_info)}",

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from evalplatform.errors import InputError
 from evalplatform.provenance import canonical_json, sha256_text
-from evalplatform.textio import decode_utf8
+from evalplatform.textio import decode_utf8, loads_json
 
 MAX_DATASET_BYTES = 512 * 1024 * 1024
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -86,7 +86,7 @@ def _read_jsonl(path: Path, max_bytes: int) -> list[tuple[str, Any]]:
         if not line.strip():
             continue
         try:
-            rows.append((f"line {n}", json.loads(line, parse_constant=_reject_constant)))
+            rows.append((f"line {n}", loads_json(line, parse_constant=_reject_constant)))
         except json.JSONDecodeError as exc:
             raise InputError(path, f"line {n}", f"invalid JSON: {exc.msg} at column {exc.colno}") from None
         except ValueError as exc:

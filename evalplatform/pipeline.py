@@ -134,7 +134,7 @@ def _close_failed(store: HistoryStore, run_id: str, exc: BaseException) -> None:
     original error is what the user needs: the run stays running until a later writer finds this
     process gone and marks it abandoned."""
     try:
-        store.fail_run(run_id, f"{type(exc).__name__}: {exc}"[:500])
+        store.fail_run(run_id, redact(f"{type(exc).__name__}: {exc}")[:500])
     except EvalPlatformError:
         pass
 

@@ -107,11 +107,12 @@ def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def loads_json(text: str) -> Any:
+def loads_json(text: str, parse_constant: Any = None) -> Any:
     """json.loads that refuses a key given twice in an object and nesting too deep to parse
-    (ValueError with a short message; json.JSONDecodeError, also a ValueError, for malformed text)."""
+    (ValueError with a short message; json.JSONDecodeError, also a ValueError, for malformed text).
+    `parse_constant` is json's hook for NaN and Infinity (e.g. to refuse them)."""
     try:
-        return json.loads(text, object_pairs_hook=_unique_object)
+        return json.loads(text, object_pairs_hook=_unique_object, parse_constant=parse_constant)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
 

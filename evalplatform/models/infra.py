@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from evalplatform.errors import InfraError
+from evalplatform.errors import InfraError, InputError
 from evalplatform.models.calls import CallResult
 from evalplatform.models.redact import redact
 from evalplatform.models.target import Target
@@ -41,6 +41,11 @@ def infrastructure_failure(calls: list[CallResult], target: Target) -> str | Non
     if sent and all(c.error_kind == "connection" for c in sent):
         return (f"target unreachable: {len(sent)} of {len(sent)} calls failed to connect to {where} "
                 f"({_cause(sent)}); first error: {_first_error(sent)}")
+    if len(sent) >= 2 and all(c.error_kind == "client_error" for c in sent):
+        # Every request refused as malformed (400/422): a wrong model string or parameter, not a verdict.
+        raise InputError(None, "target", f"the endpoint {where} refused all {len(sent)} requests as bad "
+                         f"requests; first error: {_first_error(sent)}",
+                         "check target.model (the provider prefix and model name) and its parameters")
     infra = [c for c in calls if c.infra_error]
     share = len(infra) / len(calls)
     if not infra or share <= target.max_infra_error_share:

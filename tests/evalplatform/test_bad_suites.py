@@ -59,6 +59,8 @@ BAD = {
     "empty_dataset": (lambda r: _write(r, "cases.jsonl", b""), "file is empty"),
     "dataset_not_utf8": (lambda r: _write(r, "cases.jsonl", b'{"id": "a", "text": "\xff"}\n'), "not valid UTF-8"),
     "lone_surrogate_in_case": (lambda r: _write(r, "cases.jsonl", '{"id": "a", "text": "x\\ud800", "must_contain": ["X"]}\n'), "line 1: text: not valid Unicode"),
+    "duplicate_key_in_case": (lambda r: _write(r, "cases.jsonl", '{"id": "a", "text": "x", "must_contain": ["X"], "text": "y"}\n'), "line 1: duplicate key 'text'"),
+    "deeply_nested_case": (lambda r: _write(r, "cases.jsonl", '{"id": "a", "text": "x", "must_contain": ["X"], "w": ' + "[" * 5000 + "]" * 5000 + '}\n'), "line 1: JSON nested too deeply"),
     "row_not_object": (lambda r: _write(r, "cases.jsonl", "[1, 2]\n"), "must be a JSON object"),
     "missing_template_field": (lambda r: _write(r, "prompt.txt", "Say: {{ txt }}\n"), "'txt'"),
     "scorer_field_missing_on_case": (lambda r: _rewrite_cases(r, [{k: v for k, v in c.items() if k != "must_contain"} if c["id"] == "echo-003" else c for c in _cases(r)]), "echo-003"),

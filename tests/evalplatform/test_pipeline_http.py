@@ -245,3 +245,20 @@ def test_mostly_failing_calls_are_an_infrastructure_failure_at_the_suites_thresh
     suite.write_text(suite.read_text().replace("  timeout_s: 10\n", "  timeout_s: 10\n  max_infra_error_share: 0.7\n"))
     assert main(["run", "--suite", str(suite), "--engine", "direct"]) == 1
     assert store.list_runs(status="complete").height == 1
+
+
+def test_every_request_refused_as_malformed_is_a_config_error_not_a_verdict(tmp_path, monkeypatch, server, capsys):
+    """A wrong model string or parameter gets 400 on every call: that says nothing about the model's quality."""
+    from evalplatform.cli import main
+
+    rows = [{"id": f"bad-{i}", "category": "x", "behaviour": "surrogate400", "text": f"case {i}"} for i in range(5)]
+    root, suite = _down_project(tmp_path, monkeypatch, server, rows)
+    rc = main(["run", "--suite", str(suite), "--engine", "direct"])
+    out = capsys.readouterr()
+    assert rc == 2
+    lines = [ln for ln in out.err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "refused all 10 requests as bad requests" in lines[0] and "target.model" in lines[0]
+    for verdict in ("PASS", "FAIL", "BLOCK"):
+        assert verdict not in out.out
+    [run] = HistoryStore(Project(root).history_path).list_runs(status=None).to_dicts()
+    assert run["status"] == "failed" and run["decision"] is None
