@@ -1,115 +1,173 @@
-"""Judge assets: calibration sets -> judge calibration (gated on the floors) and the nightly judge drift check."""
+"""Shared judge assets: one calibration set per labels file, one calibration per judge (gated), nightly drift.
 
+judges/calibration_set_<name>   human labels (datasets/calibration/<name>.jsonl), data version = content sha256
+judges/<judge>                  the judge run on its labels: confusion matrix, kappa, FAIL recall with intervals;
+                                check judge_allowed_to_gate (blocking where a suite relies on the judge to gate)
+judges/judge_drift              nightly: every judge re-judges its frozen reference set; check judge_agreement_stable
+"""
+
+
+import re
+from dataclasses import dataclass, field
 
 import dagster as dg
 
+from assets.catalog import Catalog
 from assets.resources import EvalProject
-from evalplatform.judges.calibrate import calibrate_judge, gate_status, store_report
-from evalplatform.judges.drift import drift_against_previous
-from evalplatform.judges.suites import project_judges
-from evalplatform.provenance import canonical_json, sha256_text
+
+GROUP = "judges"
+POOL = "history_writer"
 
 
-def _unique_judges(project):
-    """Each judge once (by identity), with the suites that use it."""
-    seen: dict[str, tuple[object, list[str]]] = {}
-    for suite, judge in project_judges(project):
-        key = judge.identity().key
-        seen.setdefault(key, (judge, []))[1].append(suite)
-    return list(seen.values())
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_").lower()
 
 
-@dg.asset(
-    group_name="judges",
-    kinds={"polars"},
-    description="Human-labelled calibration sets (datasets/calibration/<criterion>.jsonl) of every judge the suites "
-    "use, validated row by row; the data version is the sha256 of their canonical content.",
-)
-def calibration_sets(eval_project: EvalProject) -> dg.Output[dict]:
-    sets = {}
-    for judge, _ in _unique_judges(eval_project.project()):
-        cal = judge.calibration_set()
-        sets[str(cal.path)] = {"criterion": cal.criterion, "version": cal.version, "n": len(cal.items),
-                               "n_fail": cal.n_fail}
-    version = sha256_text(canonical_json(sets))
-    return dg.Output(sets, data_version=dg.DataVersion(version), metadata={
-        "sets": dg.MetadataValue.json(sets), "n_sets": len(sets), "version": version})
+@dataclass
+class JudgeUse:
+    judge: object                 # a JudgeScorerBase, as configured in the first suite that uses it
+    suites: list[str] = field(default_factory=list)
+    gating: bool = False          # some suite uses it without `advisory: true`
 
 
-@dg.asset(
-    group_name="judges",
-    kinds={"duckdb"},
-    pool="history_writer",
-    deps=[calibration_sets],
-    description="Each judge run on its calibration set: confusion matrix, TPR/TNR, FAIL precision/recall/F1, kappa "
-    "with intervals, self-consistency; stored in the history's `calibrations` table, bound to the judge identity.",
-)
-def judge_calibration(context: dg.AssetExecutionContext, eval_project: EvalProject) -> dg.Output[dict]:
-    project, store = eval_project.project(), eval_project.store()
-    out = {}
-    for judge, suites in _unique_judges(project):
-        report = calibrate_judge(judge, cache_dir=project.cache_dir)
-        store_report(store, report)
+@dataclass
+class JudgeDefinitions:
+    assets: list = field(default_factory=list)
+    checks: list = field(default_factory=list)
+    keys: dict[str, dg.AssetKey] = field(default_factory=dict)   # judge name -> calibration asset key
+    job: object | None = None          # the judges' nightly asset job
+    schedule: dg.ScheduleDefinition | None = None
+
+
+def judge_uses(catalog: Catalog) -> dict[str, JudgeUse]:
+    from evalplatform.judges.suites import judges_in_suite
+
+    uses: dict[str, JudgeUse] = {}
+    for entry in catalog.entries:
+        for judge in judges_in_suite(entry.suite):
+            use = uses.setdefault(judge.judge_name, JudgeUse(judge))
+            use.suites.append(entry.name)
+            use.gating |= not judge.advisory
+    return uses
+
+
+def _calibration_set_asset(name: str, judge) -> dg.AssetsDefinition:
+    path = str(judge.calibration_path())
+
+    @dg.asset(key=dg.AssetKey([GROUP, f"calibration_set_{name}"]), group_name=GROUP, kinds={"polars"},
+              description=f"Human labels for judge calibration: {path} (validated row by row; data version = "
+                          "sha256 of the canonical content).")
+    def _set(context: dg.AssetExecutionContext) -> dg.Output[dict]:
+        from evalplatform.errors import EvalPlatformError
+        from assets.suite_assets import as_failure
+
+        try:
+            cal = judge.calibration_set()
+        except EvalPlatformError as err:
+            raise as_failure(err) from None
+        value = {"path": path, "criterion": cal.criterion, "version": cal.version, "n": len(cal.items),
+                 "n_fail": cal.n_fail}
+        return dg.Output(value, data_version=dg.DataVersion(cal.version),
+                         metadata={"n_items": len(cal.items), "n_fail": cal.n_fail, "version": cal.version})
+
+    return _set
+
+
+def _calibration_asset(name: str, use: JudgeUse, set_key: dg.AssetKey) -> tuple:
+    key = dg.AssetKey([GROUP, _slug(name)])
+    suites = ", ".join(use.suites)
+
+    @dg.asset(key=key, group_name=GROUP, deps=[set_key], kinds={"duckdb"}, pool=POOL,
+              description=f"Judge {name} (used by {suites}) run on its calibration set: confusion matrix, TPR/TNR, "
+                          "FAIL precision/recall, kappa with intervals, self-consistency; stored in the history, bound "
+                          "to the judge identity (model, rubric version, prompt sha256).")
+    def _calibrate(context: dg.AssetExecutionContext, eval_project: EvalProject) -> dg.Output[dict]:
+        from evalplatform.errors import EvalPlatformError
+        from evalplatform.judges.calibrate import calibrate_judge, store_report
+        from assets.suite_assets import as_failure
+
+        try:
+            report = calibrate_judge(use.judge, cache_dir=eval_project.project().cache_dir)
+            store_report(eval_project.store(), report)
+        except EvalPlatformError as err:
+            raise as_failure(err) from None
         m = report.metrics
-        out[report.identity_key] = {
-            "judge": report.judge_name, "suites": suites, "calibration_id": report.calibration_id,
-            "allowed": report.allowed, "reasons": report.reasons, "fail_recall_lb": m.get("fail_recall_lb"),
-            "kappa_lb": m.get("kappa_lb"), "agreement": m.get("agreement"), "table": m["table"],
-        }
-        context.log.info(f"{report.identity_key}: {'allowed' if report.allowed else 'refused'} {report.reasons}")
-    return dg.Output(out, metadata={"judges": dg.MetadataValue.json(out), "n_judges": len(out)})
+        value = {"judge": name, "identity": report.identity_key, "calibration_id": report.calibration_id,
+                 "allowed": report.allowed, "reasons": report.reasons}
+        return dg.Output(value, metadata={
+            "identity": report.identity_key, "allowed": report.allowed,
+            "fail_recall_lb": m.get("fail_recall_lb") or 0.0, "kappa_lb": m.get("kappa_lb") or 0.0,
+            "agreement": m.get("agreement") or 0.0, "n_items": m["n"],
+            "confusion (judge rows x human cols: FAIL, PASS)": dg.MetadataValue.json(m["table"]),
+            "reasons": dg.MetadataValue.json(report.reasons)})
+
+    @dg.asset_check(asset=key, name="judge_allowed_to_gate", blocking=use.gating, description=(
+        "The judge's current identity has a calibration whose FAIL-recall and kappa lower bounds clear its floors; "
+        "a changed judge is stale until recalibrated" + ("" if use.gating else " (advisory everywhere: a warning)")))
+    def _allowed(context: dg.AssetCheckExecutionContext, eval_project: EvalProject) -> dg.AssetCheckResult:
+        from evalplatform.judges.calibrate import gate_status
+
+        status = gate_status(eval_project.store(), use.judge)
+        return dg.AssetCheckResult(
+            passed=status.allowed,
+            severity=dg.AssetCheckSeverity.ERROR if use.gating else dg.AssetCheckSeverity.WARN,
+            description=f"{status.status}" + (f": {'; '.join(status.reasons)}" if status.reasons else ""),
+            metadata={"status": status.status, "identity": status.identity_key, "suites": suites})
+
+    return key, _calibrate, _allowed
 
 
-@dg.asset_check(asset=judge_calibration, blocking=True, description=(
-    "Every judge a suite relies on to gate has a calibration of its current identity (model, rubric version, prompt "
-    "sha256) whose FAIL-recall and kappa lower bounds clear the floors; a changed judge is stale until recalibrated."))
-def judge_allowed_to_gate(eval_project: EvalProject) -> dg.AssetCheckResult:
-    store = eval_project.store()
-    rows, blocking = {}, []
-    for suite, judge in project_judges(eval_project.project()):
-        st = gate_status(store, judge)
-        rows[f"{suite}/{judge.id}"] = {"status": st.status, "advisory": judge.advisory, "reasons": st.reasons,
-                                       "identity": st.identity_key}
-        if not st.allowed and not judge.advisory:
-            blocking.append(f"{suite}/{judge.id} {st.status}: {'; '.join(st.reasons)}")
-    return dg.AssetCheckResult(
-        passed=not blocking, severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"judges": dg.MetadataValue.json(rows)},
-        description="all gating judges calibrated and above the floors" if not blocking else " | ".join(blocking),
-    )
+def build_judges(catalog: Catalog) -> JudgeDefinitions:
+    out = JudgeDefinitions()
+    uses = judge_uses(catalog)
+    if not uses:
+        return out
+    sets: dict[str, dg.AssetKey] = {}
+    for name, use in sorted(uses.items()):
+        path = use.judge.calibration_path()
+        set_name = _slug(path.stem)
+        if str(path) not in sets:
+            asset = _calibration_set_asset(set_name, use.judge)
+            sets[str(path)] = asset.key
+            out.assets.append(asset)
+        key, calibrate, allowed = _calibration_asset(name, use, sets[str(path)])
+        out.assets.append(calibrate)
+        out.checks.append(allowed)
+        out.keys[name] = key
 
+    @dg.asset(key=dg.AssetKey([GROUP, "judge_drift"]), group_name=GROUP, deps=list(out.keys.values()),
+              kinds={"duckdb"}, pool=POOL,
+              description="Nightly: every judge re-judges its frozen reference set (its calibration set); agreement with "
+                          "the humans is compared item by item with its previous judgment (McNemar).")
+    def judge_drift(context: dg.AssetExecutionContext, eval_project: EvalProject) -> dg.Output[dict]:
+        from evalplatform.judges.calibrate import calibrate_judge, store_report
+        from evalplatform.judges.drift import drift_against_previous
 
-@dg.asset(
-    group_name="judges",
-    kinds={"duckdb"},
-    pool="history_writer",
-    deps=[judge_calibration],
-    description="Nightly: each judge re-judges its frozen reference set (the calibration set); agreement with the "
-    "humans is compared item by item with the previous judgment (McNemar, overall and per class).",
-)
-def judge_drift(context: dg.AssetExecutionContext, eval_project: EvalProject) -> dg.Output[dict]:
-    project, store = eval_project.project(), eval_project.store()
-    out = {}
-    for judge, _ in _unique_judges(project):
-        report = calibrate_judge(judge, cache_dir=None, purpose="drift", self_consistency_k=1)
-        store_report(store, report)
-        out[report.identity_key] = drift_against_previous(store, report)
-    return dg.Output(out, metadata={"drift": dg.MetadataValue.json(out)})
+        store, result = eval_project.store(), {}
+        for name, use in sorted(uses.items()):
+            report = calibrate_judge(use.judge, cache_dir=None, purpose="drift", self_consistency_k=1)
+            store_report(store, report)
+            result[name] = drift_against_previous(store, report)
+        return dg.Output(result, metadata={"drift": dg.MetadataValue.json(result)})
 
+    @dg.asset_check(asset=judge_drift, name="judge_agreement_stable", blocking=False, description=(
+        "No judge's agreement with the human labels on the frozen reference set moved significantly (mid-p McNemar "
+        "< 0.05, overall or within a class) since its previous judgment."))
+    def judge_agreement_stable(judge_drift: dict) -> dg.AssetCheckResult:
+        drifted = {k: v for k, v in judge_drift.items() if v.get("drifted")}
+        return dg.AssetCheckResult(
+            passed=not drifted, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"drift": dg.MetadataValue.json(judge_drift)},
+            description="no drift" if not drifted else "drift: " + ", ".join(
+                f"{k} agreement {v['agreement_before']:.3f} -> {v['agreement_now']:.3f} (p={v['p_midp']:.3g})"
+                for k, v in drifted.items()))
 
-@dg.asset_check(asset=judge_drift, blocking=False, description=(
-    "No judge's agreement with the human labels on the frozen reference set moved significantly (mid-p McNemar "
-    "< 0.05, overall or within a class) since its previous judgment."))
-def judge_agreement_stable(judge_drift: dict) -> dg.AssetCheckResult:
-    drifted = {k: v for k, v in judge_drift.items() if v.get("drifted")}
-    return dg.AssetCheckResult(
-        passed=not drifted, severity=dg.AssetCheckSeverity.WARN,
-        metadata={"drift": dg.MetadataValue.json(judge_drift)},
-        description="no drift" if not drifted else "drift: " + ", ".join(
-            f"{k} agreement {v['agreement_before']:.3f} -> {v['agreement_now']:.3f} (p={v['p_midp']:.3g})"
-            for k, v in drifted.items()),
-    )
-
-
-JUDGE_ASSETS = [calibration_sets, judge_calibration, judge_drift]
-JUDGE_CHECKS = [judge_allowed_to_gate, judge_agreement_stable]
+    out.assets.append(judge_drift)
+    out.checks.append(judge_agreement_stable)
+    out.job = dg.define_asset_job("judge_nightly_job", selection=dg.AssetSelection.groups(GROUP),
+                                  tags={"tier": "nightly"},
+                                  description="Re-calibrate every judge on its human labels and re-judge the frozen "
+                                              "reference set (drift).")
+    out.schedule = dg.ScheduleDefinition(name="judge_nightly_schedule", job=out.job, cron_schedule="0 1 * * *",
+                                         execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING)
+    return out

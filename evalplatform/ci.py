@@ -13,11 +13,14 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 from urllib.parse import urlsplit
 
 from evalplatform.errors import InfraError, InputError
 from evalplatform.models.redact import redact
+
+if TYPE_CHECKING:
+    from evalplatform.request import RunRequest
 
 LOCATION = "evalplatform"
 REPOSITORY = "__repository__"
@@ -39,7 +42,8 @@ _LOGS = """query($id: ID!, $after: String) { logsForRun(runId: $id, afterCursor:
         ... on FloatMetadataEntry { floatValue } ... on IntMetadataEntry { intValue }
         ... on TextMetadataEntry { text } ... on BoolMetadataEntry { boolValue }
         ... on JsonMetadataEntry { jsonString } ... on MarkdownMetadataEntry { mdStr } } } }
-    ... on ExecutionStepFailureEvent { stepKey error { message className cause { message className } } } } }
+    ... on ExecutionStepFailureEvent { stepKey error { message className cause { message className } }
+        failureMetadata { metadataEntries { label ... on JsonMetadataEntry { jsonString } } } } } }
   ... on PythonError { message } } }"""
 
 
@@ -264,26 +268,42 @@ class DagsterCiClient:
                     gates.append(GateOutcome(ev["checkName"], ev["success"], ev["severity"], meta,
                                              ev.get("description") or ""))
                 elif e["__typename"] == "ExecutionStepFailureEvent":
-                    failures.append({"step": e["stepKey"], **(e.get("error") or {})})
+                    entries = ((e.get("failureMetadata") or {}).get("metadataEntries")) or []
+                    record = next((m.get("jsonString") for m in entries if m["label"] == "evalplatform_error"), None)
+                    failures.append({"step": e["stepKey"], "record": record, **(e.get("error") or {})})
             cursor = out["cursor"]
             if not out["hasMore"]:
                 break
         return gates, failures
 
 
-def submit_and_wait(url: str, suite: str, *, run_config: dict, tier: str, timeout_s: float,
-                    tags: dict[str, str] | None = None, client: DagsterCiClient | None = None) -> CiResult:
+def job_name(suite: str, tier: str) -> str:
+    """The code location's job for a suite's tier (see assets/suite_assets.py)."""
+    return f"{suite.replace('-', '_')}_{tier}"
+
+
+def submit_and_wait(url: str, request: "RunRequest", *, timeout_s: float, tags: dict[str, str] | None = None,
+                    client: DagsterCiClient | None = None) -> CiResult:
+    """Launch the request's job with its options as the scored run's config, wait, read the gates."""
     client = client or DagsterCiClient(url)
-    job = "nightly_eval_job" if tier == "nightly" else "pr_eval_job"
+    op = f"{request.suite.replace('-', '_')}__{request.tier}_run"
+    run_config = {"ops": {op: {"config": request.options().model_dump(mode="json")}}}
     t0 = client.clock.monotonic()
-    run_id = client.launch(job, suite, run_config, {"tier": tier, **(tags or {})})
+    run_id = client.launch(job_name(request.suite, request.tier), None, run_config,
+                           {"suite": request.suite, "tier": request.tier, **(tags or {})})
     status = client.wait(run_id, timeout_s)
     gates, failures = client.outcomes(run_id)
     return CiResult(run_id, status, gates, failures, client.clock.monotonic() - t0)
 
 
 def user_error(failures: list[dict]) -> Exception | None:
-    """A failed step whose cause is our InputError / InfraError, as that error (so the exit code matches)."""
+    """A failed step's error as the InputError / InfraError it was (file, field and fix kept), so the exit code
+    and the one line match the in-process run; a failed gate is not an error."""
+    from evalplatform.request import ErrorRecord
+
+    for f in failures:
+        if f.get("record"):
+            return ErrorRecord.model_validate_json(f["record"]).error()
     for f in failures:
         err = f
         while err:

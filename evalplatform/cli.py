@@ -76,45 +76,48 @@ def _configure_run(p: argparse.ArgumentParser) -> None:
                    help="write Markdown for a PR comment (also appended to $GITHUB_STEP_SUMMARY when set)")
 
 
+def _request_from_args(args: argparse.Namespace):
+    """The run options of `run` and `ci`, as the one RunRequest every engine takes."""
+    from pydantic import ValidationError
+
+    from evalplatform.request import RunRequest
+
+    try:
+        return RunRequest(suite=args.suite, tier=args.tier, model=args.model, repeats=args.repeats,
+                          no_cache=True if args.no_cache else None, concurrency=args.concurrency,
+                          seed=getattr(args, "seed", None))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InputError(None, f"--{str(first['loc'][0]).replace('_', '-')}", first["msg"]) from None
+
+
 @command("run", "run a suite's tier and gate it")(_configure_run)
 def cmd_run(args: argparse.Namespace) -> int:
-    from evalplatform.pipeline import RunOptions, resolve_suite
+    from evalplatform.pipeline import resolve_suite
     from evalplatform.project import find_project
 
     project = find_project()
-    if args.concurrency is not None and not 1 <= args.concurrency <= 512:
-        raise InputError(None, "--concurrency", "must be between 1 and 512")
-    if args.repeats is not None and not 1 <= args.repeats <= 100:
-        raise InputError(None, "--repeats", "must be between 1 and 100")
-    opts = RunOptions(suite=args.suite, tier=args.tier, model=args.model, repeats=args.repeats,
-                      no_cache=args.no_cache, concurrency=args.concurrency)
+    request = _request_from_args(args)
     # Fail fast on a bad suite or dataset, before any engine starts or anything is written.
     from evalplatform.runner import plan_run
 
-    suite = resolve_suite(project, opts.suite)
-    plan_run(suite, opts.tier, model=opts.model, repeats=opts.repeats)
-    # A suite of the project (datasets/NAME/suite.yaml) is a partition of its code location, so it
+    suite = resolve_suite(project, request.suite)
+    plan_run(suite, request.tier, model=request.model, repeats=request.repeats, seed=request.seed)
+    # A suite of the project (datasets/NAME/suite.yaml) is served by its Dagster code location, so it
     # runs through Dagster by default; a suite file elsewhere runs directly.
     in_project = suite.path.resolve().parent.parent == project.datasets_dir.resolve()
     engine = args.engine or ("dagster" if project.definitions_file.is_file() and in_project else "direct")
     if engine == "dagster":
-        opts.suite = suite.name
-        from evalplatform import pipeline
         from evalplatform.engine import run_with_dagster
 
-        if sys.stderr.isatty():
-            # Dagster redirects file descriptor 2 into its compute logs inside a step: keep a
-            # duplicate of the terminal for the progress bar.
-            terminal = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
-            pipeline.DEFAULT_PROGRESS = lambda total: Progress(total, stream=terminal)
-
-        run_id, dagster_run_id = run_with_dagster(project, opts)
-        ui_hint = (f"dagster run {dagster_run_id}: see it with `make ui` (dagster dev, DAGSTER_HOME="
+        outcome = run_with_dagster(project, request.model_copy(update={"suite": suite.name}))
+        run_id = outcome.run_id
+        ui_hint = (f"dagster run {outcome.dagster_run_id}: see it with `make ui` (dagster dev, DAGSTER_HOME="
                    f"{os.environ.get('DAGSTER_HOME', '<unset: ephemeral instance>')})")
     else:
         from evalplatform.pipeline import scored_run
 
-        run, _ = scored_run(project, opts, progress=Progress)
+        run, _ = scored_run(project, request, progress=Progress)
         run_id, ui_hint = run.run_id, None
     return _print_summary(project, run_id, ui_hint, args)
 
@@ -159,15 +162,8 @@ def cmd_ci(args: argparse.Namespace) -> int:
         return cmd_run(args)
     from evalplatform.ci import submit_and_wait, user_error
 
-    for flag, value, lo, hi in (("--concurrency", args.concurrency, 1, 512), ("--repeats", args.repeats, 1, 100)):
-        if value is not None and not lo <= value <= hi:
-            raise InputError(None, flag, f"must be between {lo} and {hi}")
-    # Every run option travels to the server: none is dropped because the run happens elsewhere.
-    run_config = {"ops": {"scored_run": {"config": {
-        "tier": args.tier, "model": args.model, "repeats": args.repeats, "no_cache": bool(args.no_cache),
-        "concurrency": args.concurrency}}}}
-    res = submit_and_wait(args.url, args.suite, run_config=run_config, tier=args.tier, timeout_s=args.timeout,
-                          tags={"evalplatform/cli": "ci"})
+    request = _request_from_args(args)
+    res = submit_and_wait(args.url, request, timeout_s=args.timeout, tags={"evalplatform/cli": "ci"})
     err = user_error(res.failures)
     if err is not None:
         raise err
@@ -184,8 +180,9 @@ def cmd_ci(args: argparse.Namespace) -> int:
     if res.status != "SUCCESS":
         steps = ", ".join(f["step"] for f in res.failures) or "unknown step"
         raise InfraError(f"dagster run {res.run_id} ended {res.status} (failed: {steps})")
-    if not res.gates:
-        raise InfraError(f"dagster run {res.run_id} produced no gate result: refusing to pass")
+    release = next((g for g in res.gates if g.name == "release_decision_passed"), None)
+    if release is None or not release.passed:
+        raise InfraError(f"dagster run {res.run_id} produced no release decision: refusing to pass")
     print("decision: PASS")
     return EXIT_PASS
 
@@ -202,7 +199,12 @@ def _decision_from_gates(res):
             rule_id=g.name, metric=str(m.get("metric", "")), severity="blocking" if blocking else "advisory",
             outcome=str(m.get("outcome", "PASS" if g.passed else "FAIL")), blocks=blocking and not g.passed,
             reason=str(m.get("reason", "")), numbers=m))
-    overall = "BLOCK" if any(r.blocks for r in rules) or res.status != "SUCCESS" else "PASS"
+    release = next((g for g in res.gates if g.name == "release_decision_passed"), None)
+    recorded = str((release.metadata if release else {}).get("decision") or "")
+    if any(r.blocks for r in rules) or res.status != "SUCCESS":
+        overall = recorded if recorded in ("BLOCK", "NO_DATA") else "BLOCK"
+    else:
+        overall = "PASS" if release is not None and release.passed else "NO_DATA"
     return Decision(overall, rules, policy_name=f"dagster run {res.run_id}", inputs={"dagster_run_id": res.run_id})
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import polars as pl
 
 from evalplatform.history import HistoryStore
-from evalplatform.policy import Decision, JudgeCalibration, Policy, Rule, evaluate_policy, evaluate_rule, load_policy
+from evalplatform.policy import Decision, JudgeCalibration, Policy, Rule, evaluate_policy, load_policy
 from evalplatform.policy.evaluate import RuleResult
 from evalplatform.provenance import canonical_json, sha256_text
 from evalplatform.suite import Gate, LoadedSuite
@@ -61,11 +61,14 @@ def effective_policy(suite: LoadedSuite) -> EffectivePolicy:
     return EffectivePolicy(pol, sha256_text(canonical_json(pol.model_dump(mode="json"))), "suite gate")
 
 
-def baseline_for(store: HistoryStore, suite_name: str,
-                 run_id: str | None) -> tuple[str | None, pl.DataFrame | None]:
-    """The suite's last promoted baseline, with its results; none when that is the run itself (a run
+def baseline_for(store: HistoryStore, suite_name: str, run_id: str | None,
+                 tier: str | None = None) -> tuple[str | None, pl.DataFrame | None]:
+    """The baseline a run of `tier` compares against, with its results: the tier's promoted baseline, else the
+    suite's latest of any tier (compared on the cases both share); none when that is the run itself (a run
     compared with itself shows no change). The one rule for the run pipeline and `gate --baseline promoted`."""
-    base_id = store.latest_baseline(suite_name)
+    base_id = store.latest_baseline(suite_name, tier) if tier is not None else None
+    if base_id is None:
+        base_id = store.latest_baseline(suite_name)
     if base_id is None or base_id == run_id:
         return None, None
     return base_id, store.get_results(base_id)
@@ -146,10 +149,12 @@ def judges_not_allowed_by_pins(store: HistoryStore, pins: Any) -> dict[str, str]
 
 
 def decide_run(store: HistoryStore, suite: LoadedSuite, run_id: str, results: pl.DataFrame | None = None,
-               record: bool = True) -> Decision:
+               record: bool = True, tier: str | None = None) -> Decision:
     eff = effective_policy(suite)
     results = results if results is not None else store.get_results(run_id)
-    base_id, baseline = baseline_for(store, suite.name, run_id)
+    if tier is None:
+        tier = (store.get_run(run_id) or {}).get("tier")
+    base_id, baseline = baseline_for(store, suite.name, run_id, tier)
     decision = evaluate_policy(eff.policy, results, baseline, calibrations=judge_calibrations(store, suite, eff.policy.rules),
                                policy_hash=eff.sha256,
                                results_label=f"run {run_id}",
@@ -160,16 +165,3 @@ def decide_run(store: HistoryStore, suite: LoadedSuite, run_id: str, results: pl
         store.record_decision(decision.overall, eff.sha256, decision.inputs,
                               [r.to_dict() for r in decision.rules], run_id=run_id)
     return decision
-
-
-def evaluate_one_rule(store: HistoryStore, suite: LoadedSuite, run_id: str, rule_id: str) -> RuleResult | None:
-    """One rule of the suite's effective policy on a stored run (None when the policy has no such rule)."""
-    eff = effective_policy(suite)
-    rule = next((r for r in eff.policy.rules if r.id == rule_id), None)
-    if rule is None:
-        return None
-    _, baseline = baseline_for(store, suite.name, run_id)
-    return evaluate_rule(rule, store.get_results(run_id), baseline,
-                         calibrations=judge_calibrations(store, suite, [rule]),
-                         import_warnings=eff.policy.import_warnings,
-                         judges_not_allowed=judges_not_allowed(store, suite, eff.policy))

@@ -1,36 +1,53 @@
-"""Runs the PR job of the project's Dagster code location in-process (the code location imports Dagster; we don't)."""
+"""Runs a RunRequest through the project's Dagster code location, as a program of its own.
+
+The library never imports the code location (definitions.py, assets/, sensors/): it starts the code
+location's launcher (`python -m sensors.launch`) with the request as JSON and reads back a RunOutcome, the
+way it would talk to any other program. The launcher executes the suite's job in-process against
+DAGSTER_HOME's instance; errors come back typed, keeping their file, field and fix.
+"""
 
 from __future__ import annotations
 
-import importlib
+import os
+import subprocess
 import sys
-import warnings
+import tempfile
+from pathlib import Path
 
 from evalplatform.errors import InfraError, InputError
-from evalplatform.pipeline import RunOptions
 from evalplatform.project import CODE_LOCATION_ENV, Project, code_location_root
+from evalplatform.request import RunOutcome, RunRequest
+
+# A hang guard only (a run's own calls have their timeouts): EVALPLATFORM_RUN_TIMEOUT_S overrides it.
+DEFAULT_RUN_TIMEOUT_S = 6 * 3600.0
 
 
-def run_with_dagster(project: Project, opts: RunOptions) -> tuple[str, str]:
-    """Materialize dataset -> scored run -> gate -> baseline in-process; returns (run_id, dagster run id).
+def run_with_dagster(project: Project, request: RunRequest) -> RunOutcome:
+    """Materialize the suite's tier job (cases -> scored run -> checks -> baseline); returns the outcome.
 
-    Errors raised inside the job come back as the same InputError / InfraError the direct path raises.
+    Raises the InputError / InfraError the run raised inside Dagster (rebuilt from its record).
     """
     location = code_location_root(project)
     if location is None:
         raise InputError(None, "--engine", f"no Dagster code location (definitions.py) found for {project.root}",
                          f"set {CODE_LOCATION_ENV} to the evalplatform checkout, or use --engine direct")
-    root = str(location)
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
-            jobs = importlib.import_module("sensors.jobs")
-    except ImportError as exc:
-        raise InfraError(f"{project.definitions_file}: cannot load the code location: {exc}") from None
-    with warnings.catch_warnings():
-        # Dagster flags data_version and friends as beta on every run; the CLI's output is the summary.
-        warnings.filterwarnings("ignore", message=".*is currently in beta.*")
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        return jobs.run_pr_job_in_process(project, opts)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(location), env.get("PYTHONPATH")]))
+    env["EVALPLATFORM_PROJECT"] = str(project.root)
+    timeout = float(os.environ.get("EVALPLATFORM_RUN_TIMEOUT_S", DEFAULT_RUN_TIMEOUT_S))
+    with tempfile.TemporaryDirectory(prefix="evalplatform-launch-") as tmp:
+        out = Path(tmp) / "outcome.json"
+        try:
+            proc = subprocess.run([sys.executable, "-m", "sensors.launch", "--out", str(out)],
+                                  input=request.model_dump_json(), text=True, cwd=location, env=env,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise InfraError(f"the Dagster launcher did not finish within {timeout:g} s "
+                             "(EVALPLATFORM_RUN_TIMEOUT_S)") from None
+        if not out.is_file():
+            raise InfraError(f"the Dagster launcher ({location}/sensors/launch.py) exited {proc.returncode} "
+                             "without an outcome")
+        outcome = RunOutcome.model_validate_json(out.read_text(encoding="utf-8"))
+    if outcome.error is not None:
+        raise outcome.error.error()
+    return outcome

@@ -8,22 +8,13 @@ from typing import Callable
 
 from evalplatform import provenance
 from evalplatform.datasets import Dataset
-from evalplatform.errors import EvalPlatformError, InputError
+from evalplatform.errors import EvalPlatformError, InfraError, InputError
 from evalplatform.history import DecisionRecord, HistoryStore, new_run_id
 from evalplatform.models.redact import redact
 from evalplatform.project import Project
+from evalplatform.request import RunRequest
 from evalplatform.runner import ScoredRun, execute, load_dataset, plan_run
 from evalplatform.suite import LoadedSuite, find_suite, load_suite
-
-
-@dataclass
-class RunOptions:
-    suite: str
-    tier: str = "pr"
-    model: str | None = None
-    repeats: int | None = None
-    no_cache: bool = False
-    concurrency: int | None = None
 
 
 def resolve_suite(project: Project, name_or_path: str) -> LoadedSuite:
@@ -94,7 +85,7 @@ DEFAULT_PROGRESS: Callable[[int], Callable] | None = None
 
 def scored_run(
     project: Project,
-    opts: RunOptions,
+    request: RunRequest,
     *,
     dagster_run_id: str | None = None,
     progress: Callable[[int], Callable] | None = None,
@@ -102,21 +93,23 @@ def scored_run(
 ) -> tuple[ScoredRun, dict]:
     """Plan, call, score and store one run; returns it with its history record. Atomic in the history."""
     store = store or HistoryStore(project.history_path)
-    suite = resolve_suite(project, opts.suite)
+    suite = resolve_suite(project, request.suite)
     # Every check that needs no write comes first: bad input must leave the history untouched.
-    plan = plan_run(suite, opts.tier, model=opts.model, repeats=opts.repeats, dataset=load_dataset(suite))
+    plan = plan_run(suite, request.tier, model=request.model, repeats=request.repeats, seed=request.seed,
+                    dataset=load_dataset(suite))
     dataset, _ = checked_dataset(project, suite, store, plan.dataset)
     run_id = new_run_id()
     record = run_record(project, suite, dataset, plan, run_id, dagster_run_id)
+    record["provenance"]["request"] = request.model_dump(mode="json")
     store.begin_run(record)
     from evalplatform.decide import decide_run
 
     try:
-        run = execute(plan, run_id, cache_dir=None if opts.no_cache else project.cache_dir,
-                      concurrency=opts.concurrency, on_result=_progress(progress, plan.n_calls))
+        run = execute(plan, run_id, cache_dir=project.cache_dir if request.use_cache() else None,
+                      concurrency=request.concurrency, on_result=_progress(progress, plan.n_calls))
         # The policy is pure over the results and the promoted baseline: decide before storing, so
         # the results, totals and the decision of record land in one transaction (all or nothing).
-        decision = decide_run(store, suite, run_id, results=run.results, record=False)
+        decision = decide_run(store, suite, run_id, results=run.results, record=False, tier=plan.tier)
         store.complete_run(run_id, run.results, run.outputs, run.totals, decision=DecisionRecord(
             overall=decision.overall, policy_hash=decision.policy_hash, inputs=decision.inputs,
             rules=[r.to_dict() for r in decision.rules]))
@@ -142,3 +135,57 @@ def _close_failed(store: HistoryStore, run_id: str, exc: BaseException) -> None:
 def _progress(factory: Callable[[int], Callable] | None, total: int) -> Callable | None:
     factory = factory or DEFAULT_PROGRESS
     return factory(total) if factory else None
+
+
+@dataclass
+class RunView:
+    """A finished scored run as an orchestrator shows it: identity, decision, tables people read, tags."""
+
+    run_id: str
+    suite: str
+    tier: str
+    model: str
+    commit: str | None
+    decision: str
+    baseline_run_id: str | None
+    totals: dict
+    criteria_md: str
+    rules_md: str
+    failures_md: str
+    n_failures: int
+    warnings: list[str]
+
+    @property
+    def value(self) -> dict:
+        return {"run_id": self.run_id, "suite": self.suite, "tier": self.tier}
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {"suite": self.suite, "tier": self.tier, "model": self.model, "commit": (self.commit or "")[:12],
+                "decision": self.decision, "history_run_id": self.run_id}
+
+
+def run_for_dagster(project: Project, request: RunRequest, *, dagster_run_id: str | None = None,
+                    store: HistoryStore | None = None) -> RunView:
+    """The scored run a Dagster asset makes: run it, then describe it for the asset's metadata and run tags."""
+    from evalplatform.run_view import criterion_markdown, failing_cases, failing_cases_markdown, rules_markdown
+
+    run, record = scored_run(project, request, dagster_run_id=dagster_run_id, store=store)
+    decision = record["decision_detail"]
+    rules = [r.to_dict() for r in decision.rules]
+    return RunView(
+        run_id=run.run_id, suite=record["suite"], tier=record["tier"], model=record["target_model"] or "",
+        commit=record.get("git_commit"), decision=decision.overall,
+        baseline_run_id=(decision.inputs or {}).get("baseline_run_id"), totals=dict(run.totals),
+        criteria_md=criterion_markdown(run.results), rules_md=rules_markdown(rules),
+        failures_md=failing_cases_markdown(run.results, limit=100),
+        n_failures=failing_cases(run.results).height, warnings=list(decision.warnings))
+
+
+def recorded_decision(store: HistoryStore, run_id: str) -> dict:
+    """The run's decision of record (what its checks report); a complete run without one is an infrastructure fault."""
+    decision = store.decision_of_record(run_id)
+    if decision is None:
+        raise InfraError(f"{store.path}: run {run_id} has no decision of record (it did not complete); "
+                         "re-run the tier")
+    return decision

@@ -85,6 +85,24 @@ def git_state(repo_root: Path) -> tuple[str | None, bool | None]:
     return head.strip(), (bool(status.strip()) if status is not None else None)
 
 
+BRANCH_ENV = "EVALPLATFORM_BRANCH"
+# Where CI systems name the branch a run is for: a pull request's head first, then the pushed ref.
+_CI_BRANCH_VARS = ("GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME", "CI_COMMIT_REF_NAME",
+                   "BUILDKITE_BRANCH", "CIRCLE_BRANCH", "GIT_BRANCH")
+
+
+def git_branch(repo_root: Path, environ: dict[str, str] | None = None) -> str | None:
+    """The branch a run is for: $EVALPLATFORM_BRANCH, else what CI says, else git's current branch (None if detached)."""
+    environ = os.environ if environ is None else environ
+    for name in (BRANCH_ENV, *_CI_BRANCH_VARS):
+        value = (environ.get(name) or "").strip()
+        if value:
+            return value.removeprefix("origin/")
+    head = _git(repo_root, "rev-parse", "--abbrev-ref", "HEAD")
+    head = head.strip() if head else None
+    return head if head and head != "HEAD" else None
+
+
 def is_secret(name: str, value: str) -> bool:
     return bool(_SECRET_NAME.search(name) or _SECRET_VALUE.search(value.strip()))
 
@@ -110,6 +128,7 @@ def collect(repo_root: Path, lock_file: Path | None = None) -> dict[str, Any]:
     return {
         "git_commit": commit,
         "git_dirty": dirty,
+        "git_branch": git_branch(repo_root),
         "package_version": evalplatform.__version__,
         "lock_hash": sha256_file(lock) if lock.is_file() else None,
         "python_version": platform.python_version(),

@@ -41,7 +41,15 @@ class RunPlan:
 
 
 def load_dataset(suite: LoadedSuite) -> Dataset:
-    return load_cases([(suite.root / d.path, d.source) for d in suite.spec.datasets])
+    """The suite's cases, without the regression cases it retired (suite.yaml `retired:`)."""
+    dataset = load_cases([(suite.root / d.path, d.source) for d in suite.spec.datasets])
+    retired = [r.id for r in suite.spec.retired]
+    if not retired:
+        return dataset
+    from evalplatform.case_sets import version_of
+
+    kept = dataset.cases.filter(~pl.col("case_id").is_in(retired))
+    return Dataset(cases=kept, version=version_of(kept), files=dataset.files)
 
 
 def _check_case_fields(suite: LoadedSuite, cases: pl.DataFrame) -> None:
@@ -70,6 +78,7 @@ def plan_run(
     *,
     model: str | None = None,
     repeats: int | None = None,
+    seed: int | None = None,
     dataset: Dataset | None = None,
 ) -> RunPlan:
     if tier not in TIERS:
@@ -81,6 +90,8 @@ def plan_run(
     target = suite.spec.target
     if model:
         target = target.model_copy(update={"model": model})
+    if seed is not None:
+        target = target.model_copy(update={"seed": seed})
     n_repeats = repeats or tier_spec.repeats or suite.spec.repeats
     if n_repeats < 1:
         raise InputError(None, "--repeats", "must be at least 1")

@@ -7,7 +7,6 @@ head"). The first process to arrive initialises every shared storage while holdi
 folder and leaves a marker; the others wait for the marker, and later processes skip the lock.
 """
 
-from __future__ import annotations
 
 import os
 from contextlib import contextmanager

@@ -169,8 +169,29 @@ _V3 = [
 # ticks>" on Linux), so a pid reused by a later process does not keep a dead run `running`.
 _V4 = ["ALTER TABLE runs ADD COLUMN process_started VARCHAR"]
 
+# Version 5: baselines are per suite and tier, and every change of one records who made it, why, which
+# run it replaced, and whether it was a promotion or a rollback. Every case a case set (the regression
+# set) ever held, with the content it first had: what the append-only check compares against.
+_V5 = [
+    "ALTER TABLE baselines ADD COLUMN tier VARCHAR",
+    "ALTER TABLE baselines ADD COLUMN actor VARCHAR",
+    "ALTER TABLE baselines ADD COLUMN replaced_run_id VARCHAR",
+    "ALTER TABLE baselines ADD COLUMN action VARCHAR DEFAULT 'promote'",
+    "UPDATE baselines SET tier = (SELECT r.tier FROM runs r WHERE r.run_id = baselines.run_id), "
+    "action = coalesce(action, 'promote')",
+    """CREATE TABLE IF NOT EXISTS case_set_members (
+        suite VARCHAR NOT NULL,
+        set_name VARCHAR NOT NULL,
+        case_id VARCHAR NOT NULL,
+        case_hash VARCHAR NOT NULL,
+        first_version VARCHAR NOT NULL,
+        first_seen_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (suite, set_name, case_id)
+    )""",
+]
+
 # Index i holds the statements that take the database from version i to version i + 1.
-MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4]
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4, _V5]
 LATEST_VERSION = len(MIGRATIONS)
 
 _VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)"

@@ -480,25 +480,98 @@ class HistoryStore:
 
     # -- baselines ----------------------------------------------------------------------------
 
-    def promote(self, suite: str, run_id: str, reason: str) -> None:
-        """Make a complete run of `suite` its baseline; the history of promotions is kept."""
+    def promote(self, suite: str, run_id: str, reason: str, *, actor: str = "unknown",
+                require_pass: bool = False) -> str | None:
+        """Make a complete run of `suite` the baseline of its tier; returns the run it replaced.
+
+        Every promotion is kept (who, when, why, what it replaced): `baseline_history` lists them.
+        With `require_pass`, only a run whose decision of record is PASS may become a baseline.
+        """
         with self._writing() as con, self._transaction(con):
-            found = schema.one(con, "SELECT suite, status FROM runs WHERE run_id = ?", [run_id])
+            found = schema.one(con, "SELECT suite, status, tier, decision FROM runs WHERE run_id = ?", [run_id])
             if found is None:
                 raise InputError(self.path, "run_id", f"no run {run_id!r} to promote")
-            if found[0] != suite:
-                raise InputError(self.path, "run_id", f"run {run_id!r} belongs to suite {found[0]!r}, not {suite!r}")
-            if found[1] != "complete":
+            run_suite, status, tier, decision = found
+            if run_suite != suite:
+                raise InputError(self.path, "run_id", f"run {run_id!r} belongs to suite {run_suite!r}, not {suite!r}")
+            if status != "complete":
                 raise InputError(
-                    self.path, "run_id", f"run {run_id!r} is {found[1]}; only a complete run can be a baseline"
+                    self.path, "run_id", f"run {run_id!r} is {status}; only a complete run can be a baseline"
                 )
-            con.execute("INSERT INTO baselines VALUES (?, ?, ?, ?)", [suite, run_id, utcnow(), reason])
+            if require_pass and decision != "PASS":
+                raise InputError(self.path, "run_id", f"run {run_id!r} decided {decision or 'nothing'}; only a "
+                                 "run whose decision of record is PASS becomes a baseline", "use --force to "
+                                 "promote it anyway (recorded as forced)")
+            current = self._current_baseline(con, suite, tier)
+            if current == run_id:
+                return current
+            con.execute("INSERT INTO baselines (suite, run_id, promoted_at, reason, tier, actor, replaced_run_id, "
+                        "action) VALUES (?, ?, ?, ?, ?, ?, ?, 'promote')",
+                        [suite, run_id, utcnow(), reason, tier, actor, current])
+            return current
 
-    def latest_baseline(self, suite: str) -> str | None:
-        rows = self._rows(
-            "SELECT run_id FROM baselines WHERE suite = ? ORDER BY promoted_at DESC, rowid DESC LIMIT 1", [suite]
-        )
+    def rollback(self, suite: str, tier: str, reason: str, *, actor: str = "unknown") -> tuple[str, str]:
+        """Restore the baseline the current one replaced; returns (restored run, run taken out)."""
+        with self._writing() as con, self._transaction(con):
+            current = self._current_baseline(con, suite, tier)
+            if current is None:
+                raise InputError(self.path, "--tier", f"suite {suite!r} has no {tier} baseline to roll back")
+            previous = schema.one(con, "SELECT replaced_run_id FROM baselines WHERE suite = ? AND tier = ? "
+                                  "ORDER BY promoted_at DESC, rowid DESC LIMIT 1", [suite, tier])[0]
+            if previous is None:
+                raise InputError(self.path, "--tier", f"the {tier} baseline of {suite!r} ({current}) replaced no "
+                                 "earlier baseline", "promote another run instead")
+            con.execute("INSERT INTO baselines (suite, run_id, promoted_at, reason, tier, actor, replaced_run_id, "
+                        "action) VALUES (?, ?, ?, ?, ?, ?, ?, 'rollback')",
+                        [suite, previous, utcnow(), reason, tier, actor, current])
+            return previous, current
+
+    @staticmethod
+    def _current_baseline(con: duckdb.DuckDBPyConnection, suite: str, tier: str | None) -> str | None:
+        found = schema.one(con, "SELECT run_id FROM baselines WHERE suite = ? AND tier IS NOT DISTINCT FROM ? "
+                           "ORDER BY promoted_at DESC, rowid DESC LIMIT 1", [suite, tier])
+        return found[0] if found else None
+
+    def latest_baseline(self, suite: str, tier: str | None = None) -> str | None:
+        """The current baseline of `suite`'s `tier`; without a tier, the most recent baseline of any tier."""
+        if tier is None:
+            rows = self._rows("SELECT run_id FROM baselines WHERE suite = ? ORDER BY promoted_at DESC, rowid DESC "
+                              "LIMIT 1", [suite])
+        else:
+            rows = self._rows("SELECT run_id FROM baselines WHERE suite = ? AND tier = ? "
+                              "ORDER BY promoted_at DESC, rowid DESC LIMIT 1", [suite, tier])
         return rows[0]["run_id"] if rows else None
+
+    def baseline_history(self, suite: str, tier: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Promotions and rollbacks, newest first: run, tier, when, who, why, what it replaced."""
+        return self._rows(
+            "SELECT b.suite, b.tier, b.run_id, b.action, b.promoted_at, b.actor, b.reason, b.replaced_run_id, "
+            "r.target_model, r.n_cases, r.decision FROM baselines b LEFT JOIN runs r ON r.run_id = b.run_id "
+            "WHERE b.suite = ? AND (? IS NULL OR b.tier = ?) ORDER BY b.promoted_at DESC, b.rowid DESC LIMIT ?",
+            [suite, tier, tier, int(limit)])
+
+    # -- case sets ----------------------------------------------------------------------------
+
+    def record_case_set(self, suite: str, set_name: str, version: str, members: dict[str, str]) -> int:
+        """Remember every case of this version of a case set (a case keeps the content it first had)."""
+        frame = pl.DataFrame({"case_id": list(members), "case_hash": list(members.values())},
+                             schema={"case_id": pl.Utf8, "case_hash": pl.Utf8})
+        with self._writing() as con, self._transaction(con):
+            before = schema.one(con, "SELECT count(*) FROM case_set_members WHERE suite = ? AND set_name = ?",
+                                [suite, set_name])[0]
+            con.register("incoming_members", frame)
+            con.execute("INSERT OR IGNORE INTO case_set_members SELECT ?, ?, case_id, case_hash, ?, ? "
+                        "FROM incoming_members", [suite, set_name, version, utcnow()])
+            con.unregister("incoming_members")
+            after = schema.one(con, "SELECT count(*) FROM case_set_members WHERE suite = ? AND set_name = ?",
+                               [suite, set_name])[0]
+        return after - before
+
+    def case_set_members(self, suite: str, set_name: str) -> dict[str, str]:
+        """Every case the set ever held, with its first content hash."""
+        rows = self._rows("SELECT case_id, case_hash FROM case_set_members WHERE suite = ? AND set_name = ?",
+                          [suite, set_name])
+        return {r["case_id"]: r["case_hash"] for r in rows}
 
     # -- dataset checks -----------------------------------------------------------------------
 
@@ -582,13 +655,6 @@ class HistoryStore:
         rows = self._rows("SELECT * FROM decisions WHERE run_id = ? AND kind = 're-decision' "
                           "ORDER BY created_at, decision_id", [run_id])
         return [_decode_decision(r) for r in rows]
-
-    def latest_decision(self, run_id: str) -> dict[str, Any] | None:
-        """The newest decision of any kind for a run. What the run decided is `decision_of_record`."""
-        rows = self._rows("SELECT * FROM decisions WHERE run_id = ? ORDER BY created_at DESC, "
-                          "decision_id DESC LIMIT 1", [run_id])
-        return _decode_decision(rows[0]) if rows else None
-
 
     # -- judge calibrations -------------------------------------------------------------------
 

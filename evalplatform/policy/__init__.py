@@ -3,7 +3,7 @@
 from evalplatform.policy.evaluate import Decision, RuleResult, evaluate_policy, evaluate_rule
 from evalplatform.policy.load import LoadedPolicy, load_policy, parse_policy, policy_json_schema
 from evalplatform.policy.metrics import METRICS, MetricSpec
-from evalplatform.policy.model import Bound, JudgeCalibration, JudgeRef, Policy, Rule, Selection, Tags
+from evalplatform.policy.model import Bound, JudgeCalibration, JudgeRef, Policy, Promotion, Rule, Selection, Tags
 
 __all__ = [
     "Bound", "Decision", "JudgeCalibration", "JudgeRef", "LoadedPolicy", "METRICS", "MetricSpec", "Policy",

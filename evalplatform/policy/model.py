@@ -190,6 +190,17 @@ class Rule(_Strict):
         return self
 
 
+class Promotion(_Strict):
+    """When a run becomes its tier's baseline without a person saying so. Without this section nothing is
+    promoted automatically: `evalplatform promote RUN --reason ...` is the only way."""
+
+    tiers: list[Literal["pr", "nightly"]] = Field(
+        default_factory=list, description="tiers whose runs with a PASS decision become that tier's baseline")
+    branches: list[str] = Field(
+        default_factory=list, description="only runs made on these git branches (e.g. [main]); empty: any branch. "
+                                          "The branch is $EVALPLATFORM_BRANCH, else the CI's, else git's")
+
+
 class Policy(_Strict):
     """A release standard. Its decision is PASS only when at least one blocking rule had data and passed
     and no rule blocks; BLOCK when a rule blocks; NO_DATA (exit 1, never promoted) when no blocking
@@ -216,6 +227,8 @@ class Policy(_Strict):
         False, description="allow a policy without a blocking rule (refused otherwise). Its rules only report: "
                            "the decision is NO_DATA (exit 1, never promoted) since nothing gates, or PASS with "
                            "allow_empty: true; a blocking rule in it is refused")
+    promotion: Promotion | None = Field(
+        None, description="automatic promotion of passing runs to baselines (per tier); absent: manual only")
     rules: list[Rule] = Field(min_length=1)
 
     @model_validator(mode="before")

@@ -13,7 +13,8 @@ from evalplatform.report import case_outcomes
 from evalplatform.suite import Gate
 from evalplatform.history import HistoryStore
 from evalplatform.models.local_provider import register_app
-from evalplatform.pipeline import RunOptions, scored_run
+from evalplatform.pipeline import scored_run
+from evalplatform.request import RunRequest
 from evalplatform.project import Project
 from tests.suite_helpers import echo_upper, make_project
 
@@ -38,7 +39,7 @@ def project(tmp_path, monkeypatch):
 
 
 def _run(project, **kw):
-    return scored_run(project, RunOptions(suite="mini", model="local/counting-echo", **kw))
+    return scored_run(project, RunRequest(suite="mini", model="local/counting-echo", **kw))
 
 
 def test_pr_tier_is_regression_set_plus_stratified_slice(project):
@@ -183,7 +184,7 @@ register_app("seed-echo", seed_echo)
 
 
 def test_each_repeat_samples_with_its_own_seed(project):
-    run, _ = scored_run(project, RunOptions(suite="mini", model="local/seed-echo", tier="nightly"))
+    run, _ = scored_run(project, RunRequest(suite="mini", model="local/seed-echo", tier="nightly"))
     from evalplatform.history import HistoryStore
 
     store = HistoryStore(project.history_path)

@@ -9,7 +9,8 @@ import pytest
 
 from evalplatform import results as R
 from evalplatform.history import HistoryStore
-from evalplatform.pipeline import RunOptions, scored_run
+from evalplatform.pipeline import scored_run
+from evalplatform.request import RunRequest
 from evalplatform.project import Project
 from tests.helpers.openai_server import OpenAIServer
 
@@ -67,7 +68,7 @@ def project(tmp_path, monkeypatch, server):
 
 
 def test_every_case_repeat_scorer_lands_once_with_honest_outcomes(project, server):
-    run, record = scored_run(project, RunOptions(suite="http"))
+    run, record = scored_run(project, RunRequest(suite="http"))
     n_cases = sum(BEHAVIOURS.values())
     assert run.results.height == n_cases * 2 * 2  # cases x repeats x scorers: nothing lost or duplicated
     assert R.validate(run.results) == []
@@ -117,7 +118,7 @@ def test_a_reply_that_is_not_valid_unicode_is_that_calls_error_and_the_run_compl
     monkeypatch.delenv("EVALPLATFORM_HOME", raising=False)
     project = Project(root)
 
-    run, record = scored_run(project, RunOptions(suite="http"))
+    run, record = scored_run(project, RunRequest(suite="http"))
 
     store = HistoryStore(project.history_path)
     assert store.get_run(run.run_id)["status"] == "complete"

@@ -140,7 +140,8 @@ def pipeline(project_root: str, db: str, point: str, marker: str) -> None:
     import tests.suite_helpers  # noqa: F401  (registers local/echo-upper)
     from evalplatform.history import HistoryStore
     from evalplatform.models.local_provider import register_app
-    from evalplatform.pipeline import RunOptions, scored_run
+    from evalplatform.pipeline import scored_run
+    from evalplatform.request import RunRequest
     from evalplatform.project import Project
 
     def hang(messages, params):
@@ -170,7 +171,7 @@ def pipeline(project_root: str, db: str, point: str, marker: str) -> None:
     if point == "before_commit":
         store._before_commit = lambda: os._exit(9)
     model = "local/hang" if point == "hang" else "local/echo-upper"
-    scored_run(Project(Path(project_root)), RunOptions(suite="mini", model=model, no_cache=True), store=store)
+    scored_run(Project(Path(project_root)), RunRequest(suite="mini", model=model, no_cache=True), store=store)
 
 
 if __name__ == "__main__":

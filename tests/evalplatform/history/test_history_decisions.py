@@ -103,10 +103,11 @@ def test_a_re_gate_cannot_change_what_history_show_and_the_checks_report(env, ca
     listed = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("worse"))
     assert listed.rstrip().endswith("BLOCK")
 
-    from assets.checks import recorded_rule
+    # The policy checks in Dagster report the decision of record (evalplatform.pipeline.recorded_decision).
+    from evalplatform.pipeline import recorded_decision
 
-    rule = recorded_rule(store, "worse", "no_regression_vs_baseline", load_policy(policy).sha256)
-    assert rule is not None and rule.blocks and rule.outcome == "FAIL"
+    rule = next(r for r in recorded_decision(store, "worse")["rules"] if r["rule_id"] == "no_regression_vs_baseline")
+    assert rule["blocks"] and rule["outcome"] == "FAIL"
 
 
 def test_gate_run_compares_with_the_promoted_baseline_by_default(env, capsys):
