@@ -185,12 +185,16 @@ def _rule_checks(entry: SuiteEntry, run: dg.AssetsDefinition, tier: str) -> dg.A
     """Every rule of the suite's policy as a check on the run, plus the overall decision: one evaluation."""
     from evalplatform.pipeline import recorded_decision
 
+    # The decision is what gates: its check is the one Dagster-blocking check (it stops promotion in the run,
+    # and automation waits for it). Each rule is a check of its own for the UI: failed with ERROR when its
+    # outcome blocks, failed with WARN when it did not pass but does not block, green only on PASS.
     rules = entry.policy.policy.rules
-    specs = [dg.AssetCheckSpec(r.id, asset=run.key, blocking=r.severity == "blocking",
-                               description=(r.description or r.id) + f" [{r.severity}]") for r in rules]
+    specs = [dg.AssetCheckSpec(r.id, asset=run.key, blocking=False,
+                               description=(r.description or r.id) + f" [{r.severity} rule of {entry.policy.source}]")
+             for r in rules]
     specs.append(dg.AssetCheckSpec(RELEASE_CHECK, asset=run.key, blocking=True, description=(
         "The policy's overall decision is PASS: at least one blocking rule had data and passed and none blocks "
-        "(NO_DATA never passes).")))
+        "(NO_DATA never passes). The gate promotion waits for.")))
 
     @dg.multi_asset_check(specs=specs, name=f"{entry.op_prefix}__{tier}_run_policy",
                           ins={"scored": dg.AssetIn(key=run.key)},
@@ -237,8 +241,15 @@ def _check_result(key: dg.AssetKey, rule: dict, run_id: str) -> dg.AssetCheckRes
 def _promotion_condition() -> dg.AutomationCondition:
     """A run asset updated, its blocking checks passed, nothing in flight: evaluate promotion (not eager's
     "every dep materialized", so a PR run promotes before the suite's first nightly run)."""
-    return (dg.AutomationCondition.any_deps_updated().since_last_handled().with_label("any_deps_updated")
-            & dg.AutomationCondition.all_deps_blocking_checks_passed()
+    ac = dg.AutomationCondition
+    # Dagster's all_deps_blocking_checks_passed() is false while a dep was never materialized (the nightly run of
+    # a new suite): here a missing tier is simply not gating, and every materialized one must have passed its
+    # blocking check (the release decision).
+    checks_passed = ac.all_deps_match(
+        ac.missing() | ac.all_checks_match(ac.check_passed() | ac.will_be_requested(), blocking_only=True)
+    ).with_label("materialized_deps_blocking_checks_passed")
+    return (ac.any_deps_updated().since_last_handled().with_label("any_deps_updated")
+            & checks_passed
             & ~dg.AutomationCondition.any_deps_in_progress()
             & ~dg.AutomationCondition.in_progress())
 
