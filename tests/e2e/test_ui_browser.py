@@ -77,7 +77,7 @@ def _suite_rules(suite: str) -> list[str]:
     return sorted(r.id for r in effective_policy(load_suite(ROOT / "datasets" / suite / "suite.yaml")).policy.rules)
 
 
-def test_blocked_run_shows_its_assets_checks_and_failing_reason_in_the_browser(ui, chromium, tmp_path):
+def test_blocked_run_shows_its_assets_checks_and_failing_reason_in_the_browser(chromium, ui, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     client = DagsterCiClient(ui)
