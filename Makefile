@@ -9,8 +9,10 @@ export LITELLM_LOG := ERROR
 export GX_ANALYTICS_ENABLED := false
 export DAGSTER_DISABLE_TELEMETRY := 1
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
+# The browser test drives Debian's Chromium (.ci/run installs it); Playwright must never fetch its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: setup demo test test-fast ui bench clean-state
+.PHONY: setup demo test test-fast test-e2e screenshots ui bench clean-state
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +49,14 @@ demo: setup
 
 test: setup
 	$(BIN)/pytest
+
+# The end-to-end tests alone: real webserver and daemon, PostgreSQL, headless Chromium.
+test-e2e: setup
+	$(BIN)/pytest -m e2e
+
+# Re-take the README's asset-graph picture (docs/img/lineage.png) with the browser test.
+screenshots: setup
+	EVALPLATFORM_SAVE_SCREENSHOTS=1 $(BIN)/pytest tests/e2e/test_ui_browser.py
 
 ui: setup
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
