@@ -233,7 +233,9 @@ def _check_result(key: dg.AssetKey, rule: dict, run_id: str) -> dg.AssetCheckRes
     metadata = {**numbers, "outcome": rule["outcome"], "reason": rule.get("reason") or "", "run_id": run_id,
                 "metric": rule.get("metric") or "", "blocks": bool(rule.get("blocks"))}
     passed = rule["outcome"] == "PASS"
-    severity = dg.AssetCheckSeverity.ERROR if rule.get("blocks") else dg.AssetCheckSeverity.WARN
+    # A failure is ERROR when it blocks the release, WARN when it does not; a pass carries its rule's weight.
+    blocking = rule.get("blocks") or (passed and rule.get("severity") == "blocking")
+    severity = dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN
     return dg.AssetCheckResult(check_name=rule["rule_id"], asset_key=key, passed=passed, severity=severity,
                                description=f"{rule['outcome']}: {rule.get('reason') or ''}", metadata=metadata)
 

@@ -41,6 +41,9 @@ def _where(loc: tuple, doc: Any) -> str:
 
 
 def parse_policy(data: bytes, path: Path | str = "<policy>") -> LoadedPolicy:
+    from evalplatform.suite import PARSES
+
+    PARSES["policy"] += 1
     path = Path(path)
     digest = hashlib.sha256(data).hexdigest()
     doc = load_yaml(path, data, "datasets/demo/policy.yaml")
@@ -58,6 +61,11 @@ def parse_policy(data: bytes, path: Path | str = "<policy>") -> LoadedPolicy:
     return LoadedPolicy(policy, path, digest)
 
 
+# Policies parsed in this process, by file: the same bytes are not parsed twice (a run reads its policy
+# from the suite loader, the decision and the Dagster checks).
+_PARSED: dict[str, tuple[bytes, LoadedPolicy]] = {}
+
+
 def load_policy(path: Path | str) -> LoadedPolicy:
     """The validated policy at `path` with the sha256 of its bytes; InputError (exit 2) when unusable."""
     path = Path(path)
@@ -72,7 +80,13 @@ def load_policy(path: Path | str) -> LoadedPolicy:
         raise InputError(path, None, "is a folder, not a policy file") from None
     except OSError as exc:
         raise InputError(path, None, f"cannot read policy: {exc.strerror}") from None
-    return parse_policy(data, path)
+    key = str(path.resolve())
+    hit = _PARSED.get(key)
+    if hit is not None and hit[0] == data:
+        return hit[1]
+    loaded = parse_policy(data, path)
+    _PARSED[key] = (data, loaded)
+    return loaded
 
 
 def policy_json_schema() -> dict[str, Any]:

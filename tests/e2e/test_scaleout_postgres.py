@@ -18,14 +18,18 @@ from evalplatform.ci import DagsterCiClient
 from evalplatform.history import HistoryStore
 from tests.e2e import pg_server
 from tests.e2e.procs import BIN, ROOT, free_port, graphql_loaded, start, stop, wait_until
+from tests.suite_helpers import calibrate_judges
 
 pytestmark = pytest.mark.e2e
 
 DEPLOY = ROOT / "deploy"
-LOCATION_FILE = Path(__file__).with_name("scaleout_location.py")
 SUITES = ("demo", "smoke", "smoke_copy")
 RUN_TIMEOUT_S = 420
-HISTORY_WRITERS = ("scored_run", "promoted_baseline")  # the assets in the history_writer pool
+HISTORY_WRITERS = ("__pr_run", "__promoted_baseline")  # step keys of the assets in the history_writer pool
+# One process per step, forked from a server that already imported the code location and Great Expectations
+# (instead of each step paying ~3-8 s of imports in a fresh interpreter): run config, not a second code location.
+MULTIPROCESS = {"execution": {"config": {"multiprocess": {"start_method": {"forkserver": {
+    "preload_modules": ["definitions", "great_expectations"]}}}}}}
 
 
 def _credentials(node) -> list[tuple[str, object]]:
@@ -103,11 +107,12 @@ def test_three_suites_pr_runs_at_once_on_postgres_land_complete_in_one_history(p
     home.mkdir()
     volume.mkdir()
     shutil.copy(DEPLOY / "dagster.postgres.yaml", home / "dagster.yaml")  # the deploy file, unchanged
-    workspace = tmp_path / "workspace.yaml"
-    workspace.write_text(yaml.safe_dump({"load_from": [{"python_file": {
-        "relative_path": str(LOCATION_FILE), "working_directory": str(ROOT), "location_name": "evalplatform"}}]}))
+    workspace = ROOT / "workspace.yaml"  # the project's own code location
     env = {k: v for k, v in os.environ.items() if k not in ("EVALPLATFORM_HISTORY", "EVALPLATFORM_CODE_LOCATION")}
-    env.update(postgres.env(), DAGSTER_HOME=str(home), EVALPLATFORM_PROJECT=str(_project(tmp_path)),
+    project = _project(tmp_path)
+    # Only calibrated judges may gate the demo suite (`make demo` calibrates them first).
+    calibrate_judges(project / "datasets" / "demo" / "suite.yaml", volume / "history.duckdb")
+    env.update(postgres.env(), DAGSTER_HOME=str(home), EVALPLATFORM_PROJECT=str(project),
                EVALPLATFORM_HOME=str(volume),  # the shared volume every run process mounts
                DAGSTER_DISABLE_TELEMETRY="1", LITELLM_LOCAL_MODEL_COST_MAP="True")
     port = free_port()
@@ -119,8 +124,10 @@ def test_three_suites_pr_runs_at_once_on_postgres_land_complete_in_one_history(p
                     env=env, cwd=tmp_path, log=web_log)
         wait_until(lambda: graphql_loaded(port), timeout_s=180, what="dagster-webserver", alive=web, log=web_log)
         client = DagsterCiClient(f"http://127.0.0.1:{port}")
-        run_ids = {suite: client.launch("pr_eval_job", suite, {"ops": {"scored_run": {"config": {"tier": "pr"}}}},
-                                        {"evalplatform/test": "scaleout"}) for suite in SUITES}
+        run_ids = {suite: client.launch(f"{suite}_pr", None,
+                                        {"ops": {f"{suite}__pr_run": {"config": {}}}, **MULTIPROCESS},
+                                        {"evalplatform/test": "scaleout"})
+                   for suite in SUITES}
         statuses = {}
         for suite, run_id in run_ids.items():  # launched together; waited for one after the other
             if daemon.poll() is not None:
@@ -154,7 +161,7 @@ def test_three_suites_pr_runs_at_once_on_postgres_land_complete_in_one_history(p
             assert len({e.step_key for e in workers}) >= 3, suite
             started = {e.step_key: e.timestamp for e in instance.all_logs(run_id, of_type=DagsterEventType.STEP_START)}
             for e in instance.all_logs(run_id, of_type=DagsterEventType.STEP_SUCCESS):
-                if e.step_key in HISTORY_WRITERS:
+                if e.step_key.endswith(HISTORY_WRITERS):
                     writes.append((suite, e.step_key, started[e.step_key], e.timestamp))
     # The runs really went in parallel: each one was in progress while another was.
     assert all(any(_overlap(spans[a], spans[b]) for b in SUITES if b != a) for a in SUITES), spans

@@ -24,11 +24,11 @@ pytestmark = pytest.mark.e2e
 # --- What the UI shows today. The asset-graph redesign changes these, and only these. -------------
 SUITE = "demo"
 BLOCKED_MODEL = "local/support-v2"  # the regressed release the demo's gate blocks
-JOB = "pr_eval_job"
-RUN_CONFIG = {"ops": {"scored_run": {"config": {"tier": "pr", "model": BLOCKED_MODEL}}}}
+JOB = "demo_pr"
+RUN_CONFIG = {"ops": {"demo__pr_run": {"config": {"model": BLOCKED_MODEL}}}}
 GRAPH_PATH = "/asset-groups"  # global asset lineage; groups start collapsed, ⌥E expands them all
-GRAPH_ASSETS = ("suite_dataset", "scored_run", "promoted_baseline")  # as the graph labels them
-CHECKS_PATH = "/assets/scored_run?view=checks"  # the asset whose checks are the suite's policy rules
+GRAPH_ASSETS = ("golden_cases", "regression_set", "pr_run", "nightly_run", "promoted_baseline")  # node labels
+CHECKS_PATH = "/assets/demo/pr_run?view=checks"  # the asset whose checks are the suite's policy rules
 CHECK_PATH = CHECKS_PATH + "&checkDetail={check}"
 FAILING_CHECK = "pass_rate_at_least_floor"
 FAILING_REASON = re.compile(r"upper bound \d\.\d+ < 0\.8")
@@ -98,7 +98,9 @@ def test_blocked_run_shows_its_assets_checks_and_failing_reason_in_the_browser(c
     from playwright.sync_api import expect, sync_playwright
 
     client = DagsterCiClient(ui)
-    run_id = client.launch(JOB, SUITE, RUN_CONFIG, {"evalplatform/test": "ui-browser"})
+    # The judges are calibrated through their assets first (the UI's judge job), as a gating judge must be.
+    assert client.wait(client.launch("judge_nightly_job", None, {}, {}), RUN_TIMEOUT_S) == "SUCCESS"
+    run_id = client.launch(JOB, None, RUN_CONFIG, {"evalplatform/test": "ui-browser"})
     assert client.wait(run_id, RUN_TIMEOUT_S) == "FAILURE"  # blocked by its gate
     gates, _ = client.outcomes(run_id)
     failing = next(g for g in gates if g.name == FAILING_CHECK)
@@ -122,7 +124,8 @@ def test_blocked_run_shows_its_assets_checks_and_failing_reason_in_the_browser(c
             for asset in GRAPH_ASSETS:
                 page.get_by_text(asset, exact=True).first.wait_for(state="visible")
             # The checked asset's node counts the suite's checks (the run failed some), once loaded.
-            page.get_by_text(re.compile(rf"^\d+ / {len(rules)} Passed$")).first.wait_for(state="visible")
+            # (+1: the release decision, the check that gates promotion)
+            page.get_by_text(re.compile(rf"^\d+ / {len(rules) + 1} Passed$")).first.wait_for(state="visible")
             expect(page.get_by_text(re.compile(r"^Loading"))).to_have_count(0)
             page.screenshot(path=tmp_path / "asset_graph.png")
 
