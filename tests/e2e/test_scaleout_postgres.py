@@ -11,6 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 
@@ -170,9 +171,8 @@ def test_three_suites_pr_runs_at_once_on_postgres_land_complete_in_one_history(p
     clashes = [(a[:2], b[:2]) for a, b in itertools.combinations(writes, 2) if _overlap(a[2:], b[2:])]
     assert not clashes, clashes
 
+    # (The daemon also ran the code location's dataset sensor, which starts runs of its own: count ours.)
     store = HistoryStore(volume / "history.duckdb")
-    every = store.list_runs(limit=100, status=None)
-    assert sorted(every["suite"].to_list()) == sorted(SUITES)
-    complete = store.list_runs(limit=100)  # status complete
-    assert sorted(complete["suite"].to_list()) == sorted(SUITES)
-    assert set(complete["dagster_run_id"].to_list()) == set(run_ids.values())
+    ours = store.list_runs(limit=100, status=None).filter(pl.col("dagster_run_id").is_in(list(run_ids.values())))
+    assert sorted(ours["suite"].to_list()) == sorted(SUITES)
+    assert set(ours["status"].to_list()) == {"complete"}
