@@ -3,8 +3,6 @@ replaced), with each run's model and decision of record."""
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
 
 import click
 
@@ -13,10 +11,6 @@ from evalplatform.cli.audit import check_tier, history_store
 from evalplatform.errors import EXIT_PASS
 
 HISTORY_COLUMNS = ["when (UTC)", "tier", "action", "run", "replaced", "model", "decision", "who", "why"]
-
-
-def when(value: Any) -> str:
-    return f"{value:%Y-%m-%d %H:%M:%S}" if isinstance(value, dt.datetime) else str(value or "")
 
 
 @click.command("baseline")
@@ -39,7 +33,7 @@ def command(suite: str, tier: str | None, limit: int) -> int:
     tiers = [tier] if tier else [*TIERS, *sorted({c["tier"] for c in changes if c["tier"] not in TIERS},
                                                  key=lambda t: t or "")]
     current = [_current(store, suite, t, changes) for t in tiers]
-    history = [(when(c["promoted_at"]), c["tier"] or "(none)", c["action"] or "promote", c["run_id"],
+    history = [(output.timestamp(c["promoted_at"]), c["tier"] or "(none)", c["action"] or "promote", c["run_id"],
                 c["replaced_run_id"] or "-", c["target_model"] or "", c["decision"] or "none recorded",
                 c["actor"] or "unknown", c["reason"] or "") for c in changes]
 
@@ -53,8 +47,8 @@ def command(suite: str, tier: str | None, limit: int) -> int:
     def rich() -> list:
         now = output.table(["tier", "run", "model", "decision", "since (UTC)", "by", "why"],
                            [(t or "(no tier)", *(_cells(run) if run else ("none", "", "", "", "", "")))
-                            for t, run in current], title=f"suite {suite}: current baselines")
-        return [now, output.table(HISTORY_COLUMNS, history, title="changes, newest first")]
+                            for t, run in current], title=f"suite {suite}: current baselines", wrap=["model", "why"])
+        return [now, output.table(HISTORY_COLUMNS, history, title="changes, newest first", wrap=["model", "why"])]
 
     output.show(plain, rich)
     return EXIT_PASS
@@ -77,7 +71,7 @@ def _current(store, suite: str, tier: str | None, changes: list[dict]) -> tuple[
 
 
 def _cells(run: dict) -> tuple:
-    return (run["run_id"], run["model"] or "", run["decision"] or "none recorded", when(run["since"]),
+    return (run["run_id"], run["model"] or "", run["decision"] or "none recorded", output.timestamp(run["since"]),
             run["actor"] or "unknown", run["reason"] or "")
 
 

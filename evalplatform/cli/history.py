@@ -75,7 +75,8 @@ def list_runs(*, suite: str | None, limit: int, include_running: bool) -> int:
                   f"{last}" for run_id, s, tier, status, model, n_pass, n_fail, n_error, last in rows]
         return "\n".join(lines)
 
-    output.show(plain, lambda: output.table(RUN_COLUMNS, rows, title=f"runs in {project.history_path}"))
+    output.show(plain, lambda: output.table(RUN_COLUMNS, rows, title=f"runs in {project.history_path}",
+                                            wrap=["model", "decision"]))
     return EXIT_PASS
 
 
@@ -128,5 +129,6 @@ def show_failures(store, record: dict) -> int:
     columns = [("repeat", "right") if c == "repeat" else c for c in FAILURE_COLUMNS]
     footer = f"{rows.height} failing or errored rows of {results.height} results"
     output.show(lambda: "\n".join([header, output.plain_table(columns, cells), footer]),
-                lambda: [output.text(header), output.table(columns, cells), output.text(footer)])
+                lambda: [output.text(header), output.table(columns, cells, wrap=["category", "reason"]),
+                         output.text(footer)])
     return EXIT_PASS

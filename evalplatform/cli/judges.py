@@ -39,5 +39,6 @@ def command(suite: str | None) -> int:
         return "\n".join(lines)
 
     output.show(plain, lambda: output.table(["suite", "scorer", "judge", "calibrated", ("recall LB", "right"),
-                                             ("kappa LB", "right"), "gate"], rows))
+                                             ("kappa LB", "right"), "gate"], rows,
+                                            wrap=["judge", "gate"]))
     return EXIT_PASS

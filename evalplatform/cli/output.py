@@ -38,6 +38,13 @@ def number(x: float | None, digits: int = 3) -> str:
     return "-" if x is None else f"{round(x, digits) + 0.0:.{digits}f}"
 
 
+def timestamp(value: Any) -> str:
+    """A stored time to the second (the history keeps naive UTC)."""
+    import datetime as dt
+
+    return f"{value:%Y-%m-%d %H:%M:%S}" if isinstance(value, dt.datetime) else str(value or "")
+
+
 def echo(text: Any = "", *, err: bool = False) -> None:
     print(clean(text), file=sys.stderr if err else sys.stdout)
 
@@ -50,15 +57,17 @@ def console(stream: TextIO | None = None):
                    highlight=False, emoji=False)
 
 
-def table(columns: Sequence[str | tuple[str, str]], rows: Iterable[Sequence[Any]], *, title: str | None = None):
-    """A rich table of cleaned cells; a column given as (name, "right") is right-aligned."""
+def table(columns: Sequence[str | tuple[str, str]], rows: Iterable[Sequence[Any]], *, title: str | None = None,
+          wrap: Sequence[str] = ()):
+    """A rich table of cleaned cells; a column given as (name, "right") is right-aligned. Only the columns named in
+    `wrap` (free text: reasons, models) fold onto more lines when the terminal is narrow; ids and counts stay whole."""
     from rich.table import Table
     from rich.text import Text
 
     t = Table(title=None if title is None else Text(clean(title)), title_justify="left")
     for col in columns:
         name, justify = (col, "left") if isinstance(col, str) else col
-        t.add_column(name, justify=justify, overflow="fold")
+        t.add_column(name, justify=justify, overflow="fold", no_wrap=name not in wrap)
     for row in rows:
         t.add_row(*(Text("" if v is None else clean(v)) for v in row))
     return t

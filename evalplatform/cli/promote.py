@@ -35,7 +35,7 @@ def command(run_id: str, reason: str, force: bool) -> int:
     if forced and not force:
         raise InputError(store.path, "RUN", f"run {run_id!r} decided {overall or 'nothing (no decision of record)'}; "
                          "only a run whose decision of record is PASS becomes a baseline",
-                         "give --force to promote it anyway (recorded as forced)")
+                         "give --force to promote it anyway; the reason is then recorded as forced")
     # The store checks the decision again inside its transaction unless this is a forced promotion.
     replaced = store.promote(record["suite"], run_id, f"forced: {why}" if forced else why, actor=actor(),
                              require_pass=not forced)

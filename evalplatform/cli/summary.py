@@ -15,7 +15,7 @@ def decision_rich(decision: Any) -> list:
     rows = [(r.rule_id, r.severity, _mark(r), _num(r.numbers.get("estimate")), _bounds(r), _threshold(r),
              _num(r.numbers.get("n")), r.reason) for r in decision.rules]
     table = output.table(["rule", "severity", "outcome", ("estimate", "right"), ("bounds", "right"),
-                          ("threshold", "right"), ("n", "right"), "reason"], rows)
+                          ("threshold", "right"), ("n", "right"), "reason"], rows, wrap=["rule", "reason"])
     verdict = (f"decision: {_verdict(decision)}  (policy {decision.policy_name}, "
                f"sha256 {(decision.policy_hash or '?')[:12]})")
     notes = [w for w in decision.warnings if w.startswith("decision: ")]
@@ -31,8 +31,8 @@ def show_decision(decision: Any) -> None:
 def run_header(run: dict) -> str:
     """What tells two runs apart: id, suite, tier, model, repeats, when, status."""
     return (f"evalplatform run {run['run_id']}  suite={run['suite']} tier={run.get('tier')} "
-            f"model={run.get('target_model')} repeats={run.get('repeats', 1)}  started {run.get('started_at')}  "
-            f"{run.get('status')}")
+            f"model={run.get('target_model')} repeats={run.get('repeats', 1)}  "
+            f"started {output.timestamp(run.get('started_at'))}  {run.get('status')}")
 
 
 def _summary_rich(run: dict, results: Any, decision: Any, history_path: str, ui_hint: str | None) -> list:
