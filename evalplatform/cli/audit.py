@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import unicodedata
 
 from evalplatform.errors import InputError
 
@@ -18,10 +19,21 @@ def actor() -> str:
     return f"{user}@{socket.gethostname() or 'unknown-host'}"
 
 
+MAX_REASON_CHARS = 2000
+
+
 def reason_given(reason: str) -> str:
-    text = reason.strip()
+    """The reason as one line of the record: whitespace runs (a pasted commit message) become one space; other
+    control characters, an empty reason or an essay are refused."""
+    text = " ".join(reason.split())
     if not text:
         raise InputError(None, "--reason", "is empty", "say why, in words: it is kept in the baseline's history")
+    bad = next((c for c in text if unicodedata.category(c) == "Cc"), None)
+    if bad is not None:
+        raise InputError(None, "--reason", f"contains the control character U+{ord(bad):04X}", "give plain text")
+    if len(text) > MAX_REASON_CHARS:
+        raise InputError(None, "--reason", f"is {len(text)} characters; at most {MAX_REASON_CHARS}",
+                         "say why in a sentence and link to the details")
     return text
 
 

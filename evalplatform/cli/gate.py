@@ -158,7 +158,7 @@ def _baseline_name(info: dict[str, Any] | None) -> str:
 @click.argument("more_results", nargs=-1, metavar="[FILE]...")
 @click.option("--run", metavar="RUN_ID",
               help="with --results: the run id to give the imported results; alone: gate this recorded run")
-@click.option("--policy", required=True, help="policy file (YAML)")
+@click.option("--policy", required=True, metavar="FILE", help="policy file (YAML)")
 @click.option("--baseline", metavar="RUN_ID|FILE|promoted",
               help="what relative rules compare against: a recorded run, a result file, or the suite's "
                    "promoted baseline")

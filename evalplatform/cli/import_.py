@@ -13,7 +13,7 @@ from evalplatform.errors import EXIT_PASS, InputError
 
 @click.command("import")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
-@click.option("--out", help="write the canonical table (.parquet or .jsonl)")
+@click.option("--out", metavar="FILE", help="write the canonical table (.parquet or .jsonl)")
 @click.option("--run", metavar="RUN_ID", help="run id for the imported results")
 @click.option("--suite", help="suite name (default: what the file names, else its stem)")
 @import_options

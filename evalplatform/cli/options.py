@@ -26,7 +26,9 @@ def run_options(f: Callable) -> Callable:
                      help="pr (cheap, on every change) or nightly (full datasets, repeats)"),
         click.option("--model", help="override the suite's target model (litellm model string)"),
         click.option("--repeats", type=int, help="override the number of repeats"),
-        click.option("--seed", type=int, help="override the target's seed (recorded with the run)"),
+        # The history stores a seed as a 64-bit integer: a larger one is refused here, before anything runs.
+        click.option("--seed", type=click.IntRange(-(2 ** 63), 2 ** 63 - 1), metavar="INTEGER",
+                     help="override the target's seed (recorded with the run)"),
         click.option("--no-cache", is_flag=True, help="neither read nor write the response cache"),
         click.option("--concurrency", type=int, help="maximum model calls in flight"),
         click.option("--engine", type=click.Choice(["dagster", "direct"]), default=None,
@@ -55,7 +57,7 @@ def import_options(f: Callable) -> Callable:
     return _apply(f, [
         click.option("--format", "fmt", default="auto", show_default=True, metavar="FORMAT",
                      help="auto (detect per file) or one of the importers' formats (an unknown name lists them)"),
-        click.option("--max-bytes", default=None,
+        click.option("--max-bytes", default=None, metavar="BYTES",
                      help=f"refuse result files above this size (default: ${MAX_BYTES_ENV} or 2 GiB)"),
     ])
 

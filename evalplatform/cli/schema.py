@@ -11,7 +11,7 @@ from evalplatform.errors import EXIT_PASS
 
 
 @click.command("schema")
-@click.option("--out", default=None, help="folder (default: datasets/schema of the project)")
+@click.option("--out", default=None, metavar="FOLDER", help="folder (default: datasets/schema of the project)")
 def command(out: str | None) -> int:
     """Export the JSON Schemas of suite, case and policy files."""
     from evalplatform.project import find_project

@@ -170,3 +170,15 @@ def test_seed_reaches_the_run_request(tmp_path, monkeypatch, capsys, verb):
     assert main(argv) == 3
     assert "stopped by the test" in capsys.readouterr().err
     assert [r.seed for r in seen] == [1234]
+
+
+def test_a_seed_the_history_cannot_store_is_bad_input_and_nothing_is_stored(tmp_path, monkeypatch, capsys):
+    from evalplatform.history import HistoryStore
+
+    root = make_project(tmp_path)
+    monkeypatch.setenv("EVALPLATFORM_PROJECT", str(root))
+    argv = ["run", "--suite", "mini", "--engine", "direct", "--model", "local/echo-upper", "--seed", str(2 ** 63)]
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "--seed" in lines[0], lines
+    assert HistoryStore(tmp_path / "history.duckdb").list_runs(status=None).height == 0

@@ -168,3 +168,18 @@ def test_baseline_of_one_tier_lists_only_that_tier(store, capsys):
 def test_baseline_of_a_suite_without_one_says_so(store, capsys):
     assert main(["baseline", "--suite", "demo"]) == 0
     assert "has no baseline" in capsys.readouterr().out
+
+
+def test_a_multi_line_reason_is_kept_on_one_line(store, capsys):
+    ran(store, "r1", "PASS")
+    assert main(["promote", "r1", "--reason", "Merge pull request #12\n\n  new prompt\tfor math"]) == 0
+    assert store.baseline_history("demo", "pr")[0]["reason"] == "Merge pull request #12 new prompt for math"
+
+
+@pytest.mark.parametrize("reason, needle", [("ok \x1b[2J wiped", "control character"), ("x" * 2001, "at most")])
+def test_a_reason_with_control_characters_or_too_long_is_refused(store, capsys, reason, needle):
+    ran(store, "r1", "PASS")
+    assert main(["promote", "r1", "--reason", reason]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "\x1b" not in err
+    assert store.latest_baseline("demo", "pr") is None
