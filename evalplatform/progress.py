@@ -38,5 +38,10 @@ class Progress:
         if self._bar is not None:
             self._bar.update(self._task, completed=self.done, hits=self.hits, errors=self.errors)
             if self.done >= self.total:
-                self._bar.stop()
-                self._bar = None
+                self.close()
+
+    def close(self) -> None:
+        """Stop the bar (and give the terminal its cursor back); a run that stopped early calls this too."""
+        if self._bar is not None:
+            bar, self._bar = self._bar, None
+            bar.stop()

@@ -11,14 +11,28 @@ from evalplatform.cli.options import run_options, run_request
 from evalplatform.cli.reports import report_options
 
 
-def progress_bar(total: int):
-    """The run's progress on stderr: a rich bar on a terminal, nothing in CI logs."""
-    import sys
+class ProgressBars:
+    """Makes the run's progress bar (stderr: rich on a terminal, nothing in CI logs) and stops it however the run
+    ends: a live bar hides the cursor until it is stopped."""
 
-    from evalplatform.cli.output import on_terminal
-    from evalplatform.progress import Progress
+    def __init__(self) -> None:
+        self.bars: list = []
 
-    return Progress(total, stream=sys.stderr, terminal=on_terminal(sys.stderr))
+    def __call__(self, total: int):
+        import sys
+
+        from evalplatform.cli.output import on_terminal
+        from evalplatform.progress import Progress
+
+        self.bars.append(Progress(total, stream=sys.stderr, terminal=on_terminal(sys.stderr)))
+        return self.bars[-1]
+
+    def __enter__(self) -> "ProgressBars":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for bar in self.bars:
+            bar.close()
 
 
 def run_suite(opts: dict[str, Any]) -> int:
@@ -47,7 +61,8 @@ def run_suite(opts: dict[str, Any]) -> int:
     else:
         from evalplatform.pipeline import scored_run
 
-        run, _ = scored_run(project, request, progress=progress_bar)
+        with ProgressBars() as bars:
+            run, _ = scored_run(project, request, progress=bars)
         run_id, ui_hint = run.run_id, None
     reports = {"markdown": opts.get("markdown"), "junit": opts.get("junit"), "json": opts.get("json_out")}
     return print_summary(project, run_id, ui_hint, reports)

@@ -216,3 +216,29 @@ def test_run_shows_a_progress_bar_only_on_a_terminal(tmp_path, monkeypatch, caps
     out, err = capsys.readouterr()
     assert "calls" in err and "━" in err, err
     assert BOX & set(out)
+
+
+def test_a_run_that_fails_midway_stops_its_progress_bar(tmp_path, monkeypatch, capsys):
+    """A live bar hides the terminal's cursor: a run that stops on an error must give it back."""
+    from types import SimpleNamespace
+
+    import evalplatform.pipeline as pipeline
+    from evalplatform.errors import InfraError
+    from tests.suite_helpers import make_project
+
+    root = make_project(tmp_path)
+    monkeypatch.setenv("EVALPLATFORM_PROJECT", str(root))
+    _forced(monkeypatch)
+    bars = []
+
+    def failing(project, request, progress=None, **kwargs):
+        bars.append(progress(3))
+        bars[-1](SimpleNamespace(error=None, cache_hit=False))
+        raise InfraError("provider went away")
+
+    monkeypatch.setattr(pipeline, "scored_run", failing)
+    assert main(["run", "--suite", "mini", "--engine", "direct", "--model", "local/echo-upper"]) == 3
+    err = capsys.readouterr().err
+    assert "provider went away" in err
+    assert bars and bars[0]._bar is None
+    assert err.rfind("\x1b[?25h") > err.rfind("\x1b[?25l") >= 0, repr(err)  # the cursor is shown again
