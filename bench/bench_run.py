@@ -31,7 +31,7 @@ SHARED = ROOT / ".." / "shared" / "bench"
 PY = sys.executable
 _SCRIPT = Path(PY).parent / "evalplatform"
 # The installed console script is what users run; `-m` is the fallback when it is missing.
-EVALPLATFORM = [str(_SCRIPT)] if _SCRIPT.exists() else [PY, "-m", "evalplatform.cli"]
+EVALPLATFORM = [str(_SCRIPT)] if _SCRIPT.exists() else [PY, "-m", "evalplatform"]
 PF_DIR = Path(os.environ.get("PROMPTFOO_DIR", Path(tempfile.gettempdir()) / "pf"))
 # The code location's modules: a temp project links to them so the Dagster engine can run the bench suite.
 CODE_LOCATION = ("definitions.py", "assets", "sensors", "workspace.yaml", "dagster.yaml", "requirements.lock")
@@ -290,7 +290,7 @@ PROBED = ("litellm", "great_expectations", "dagster", "openai", "scipy", "statsm
 
 def import_probe(v: Variant, base_env: dict, workdir: Path, timeout_s: float) -> dict:
     """Which heavy packages one more run of `v` imports, with their cumulative import time (-X importtime)."""
-    argv = [PY, "-X", "importtime", "-m", "evalplatform.cli", *v.argv[len(EVALPLATFORM):]]
+    argv = [PY, "-X", "importtime", "-m", "evalplatform", *v.argv[len(EVALPLATFORM):]]
     out = workdir / "logs" / v.name / "importtime.txt"
     _, rc, _ = run_child(argv, v.cwd, {**base_env, **v.env}, timeout_s, out)
     seen = {}

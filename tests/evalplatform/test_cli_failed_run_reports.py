@@ -149,7 +149,7 @@ def test_a_decision_that_is_not_pass_does_not_exit_0(tmp_path, capsys, monkeypat
 
 
 def test_run_summary_of_a_decision_that_is_not_pass_does_not_exit_0(tmp_path, capsys):
-    from evalplatform.cli import _print_summary
+    from evalplatform.cli.summary import print_summary
     from evalplatform.history import HistoryStore
     from tests.evalplatform.policy.builders import frame, rows
     import polars as pl
@@ -161,7 +161,6 @@ def test_run_summary_of_a_decision_that_is_not_pass_does_not_exit_0(tmp_path, ca
         "overall": "NO_DATA", "policy_hash": "p", "inputs": {"run_id": "r1", "policy": "p"},
         "rules": [RuleResult("floor", "pass_rate", "blocking", "NO_DATA", True, "no rows", {}).to_dict()]})
     project = SimpleNamespace(history_path=tmp_path / "history.duckdb")
-    args = SimpleNamespace(markdown="m.md", junit=None, json=None)
-    assert _print_summary(project, "r1", None, args) == 1
+    assert print_summary(project, "r1", None, {"markdown": "m.md", "junit": None, "json": None}) == 1
     assert "**PASS**" not in (tmp_path / "m.md").read_text()
     capsys.readouterr()

@@ -13,7 +13,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from evalplatform.cli import main
-from evalplatform.cli_gate import write_reports
+from evalplatform.cli.reports import write_reports
 from evalplatform.policy.evaluate import Decision, RuleResult
 from evalplatform.policy.report import render_json, render_junit, render_markdown, render_table
 from tests.evalplatform.importers.builders import inspect_log, inspect_sample, write_json

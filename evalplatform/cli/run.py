@@ -1,0 +1,79 @@
+"""`evalplatform run`: run a suite's tier (through the Dagster code location or the library pipeline) and gate it."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from evalplatform.cli.options import run_options, run_request
+from evalplatform.cli.reports import report_options
+
+
+class ProgressBars:
+    """Makes the run's progress bar (stderr: rich on a terminal, nothing in CI logs) and stops it however the run
+    ends: a live bar hides the cursor until it is stopped."""
+
+    def __init__(self) -> None:
+        self.bars: list = []
+
+    def __call__(self, total: int):
+        import sys
+
+        from evalplatform.cli.output import on_terminal
+        from evalplatform.progress import Progress
+
+        self.bars.append(Progress(total, stream=sys.stderr, terminal=on_terminal(sys.stderr)))
+        return self.bars[-1]
+
+    def __enter__(self) -> "ProgressBars":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for bar in self.bars:
+            bar.close()
+
+
+def run_suite(opts: dict[str, Any]) -> int:
+    """Run the request the options spell; print the run summary; exit 0 only on PASS. Shared with `ci`."""
+    from evalplatform.cli.summary import print_summary
+    from evalplatform.pipeline import resolve_suite
+    from evalplatform.project import find_project
+    from evalplatform.runner import plan_run
+
+    project = find_project()
+    request = run_request(opts)
+    # Fail fast on a bad suite or dataset, before any engine starts or anything is written.
+    suite = resolve_suite(project, request.suite)
+    plan_run(suite, request.tier, model=request.model, repeats=request.repeats, seed=request.seed)
+    # A suite of the project (datasets/NAME/suite.yaml) is served by its Dagster code location, so it
+    # runs through Dagster by default; a suite file elsewhere runs directly.
+    in_project = suite.path.resolve().parent.parent == project.datasets_dir.resolve()
+    engine = opts.get("engine") or ("dagster" if project.definitions_file.is_file() and in_project else "direct")
+    if engine == "dagster":
+        from evalplatform.engine import run_with_dagster
+
+        outcome = run_with_dagster(project, request.model_copy(update={"suite": suite.name}))
+        run_id = outcome.run_id
+        ui_hint = (f"dagster run {outcome.dagster_run_id}: see it with `make ui` (dagster dev, DAGSTER_HOME="
+                   f"{os.environ.get('DAGSTER_HOME', '<unset: ephemeral instance>')})")
+    else:
+        from evalplatform.pipeline import scored_run
+
+        with ProgressBars() as bars:
+            run, _ = scored_run(project, request, progress=bars)
+        run_id, ui_hint = run.run_id, None
+    reports = {"markdown": opts.get("markdown"), "junit": opts.get("junit"), "json": opts.get("json_out")}
+    return print_summary(project, run_id, ui_hint, reports)
+
+
+@click.command("run")
+@run_options
+@report_options
+def command(**opts: Any) -> int:
+    """Run a suite's tier and gate it by the suite's policy.
+
+    Exit 0 when the decision is PASS, 1 when it is anything else, 2 on bad input, 3 on an infrastructure failure.
+    """
+    return run_suite(opts)
