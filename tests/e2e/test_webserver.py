@@ -98,12 +98,12 @@ def test_ci_passes_v1_blocks_v2_over_graphql(server, capsys, tmp_path):
 def test_ci_sends_every_run_option(server, capsys):
     # --repeats 2 --no-cache reach the scored run: two repeats per case, no cache hit.
     assert main(["ci", "--suite", "smoke", "--url", server["url"], "--timeout", "300", "--repeats", "2",
-                 "--no-cache", "--concurrency", "3"]) == 0
+                 "--no-cache", "--concurrency", "3", "--seed", "11"]) == 0
     store = HistoryStore(server["state"] / "history.duckdb")
     run = store.latest_run("smoke")
-    assert run["repeats"] == 2 and run["cache_hits"] == 0
+    assert run["repeats"] == 2 and run["seed"] == 11 and run["cache_hits"] == 0
     request = run["provenance"]["request"]
-    assert (request["repeats"], request["no_cache"], request["concurrency"]) == (2, True, 3)
+    assert (request["repeats"], request["no_cache"], request["concurrency"], request["seed"]) == (2, True, 3, 11)
 
 
 def test_rerun_from_the_ui_reexecutes_the_scored_run(server):

@@ -91,11 +91,17 @@ def test_waiting_is_bounded_by_the_injected_clock():
 
 
 def test_every_run_option_and_the_token_reach_the_server(monkeypatch):
+    from evalplatform.request import RunRequest
+
     monkeypatch.setenv("EVALPLATFORM_DAGSTER_TOKEN", "s3cret-token")
     with GraphQLStub() as stub:
         clock = FakeClock()
-        config = {"ops": {"scored_run": {"config": {"tier": "pr", "repeats": 2, "no_cache": True, "concurrency": 3}}}}
-        res = submit_and_wait(stub.url, "demo", run_config=config, tier="pr", timeout_s=10,
-                              client=_client(stub, clock))
-        assert res.status == "SUCCESS" and stub.runs[0]["config"] == config
+        request = RunRequest(suite="demo", tier="nightly", model="local/x", repeats=2, no_cache=True, concurrency=3,
+                             seed=11)
+        res = submit_and_wait(stub.url, request, timeout_s=10, client=_client(stub, clock))
+        assert res.status == "SUCCESS"
+        run = stub.runs[0]
+        assert run["job"] == "demo_nightly" and run["tags"]["suite"] == "demo" and run["tags"]["tier"] == "nightly"
+        assert run["config"] == {"ops": {"demo__nightly_run": {"config": {
+            "model": "local/x", "repeats": 2, "no_cache": True, "concurrency": 3, "seed": 11}}}}
         assert all(h.get("Authorization") == "Bearer s3cret-token" for h in stub.headers)
