@@ -85,25 +85,26 @@ def _dataset_asset(entry: SuiteEntry, kind: str) -> dg.AssetsDefinition:
     return _cases
 
 
+def _gx_check(entry: SuiteEntry, asset: dg.AssetsDefinition, kind: str) -> dg.AssetChecksDefinition:
+    from evalplatform import case_sets
+
+    @dg.asset_check(asset=asset, name="cases_pass_great_expectations", blocking=True,
+                    description="Great Expectations on the batch: at least one case, ids present and unique, "
+                                "source and severity in their vocabularies (run once per data version).")
+    def _gx(context: dg.AssetCheckExecutionContext, eval_project: EvalProject) -> dg.AssetCheckResult:
+        summary = _raise_typed(lambda: case_sets.great_expectations_check(
+            eval_project.project(), eval_project.store(), entry.name, kind))
+        return dg.AssetCheckResult(
+            passed=summary["success"], severity=dg.AssetCheckSeverity.ERROR, description=summary["description"],
+            metadata={"cached": summary["cached"], "failed": dg.MetadataValue.json(summary["failed"])})
+
+    return _gx
+
+
 def _dataset_checks(entry: SuiteEntry, golden: dg.AssetsDefinition, regression: dg.AssetsDefinition) -> list:
     from evalplatform import case_sets
 
-    checks = []
-    for asset in (golden, regression):
-        kind = "golden" if asset is golden else "regression"
-
-        @dg.asset_check(asset=asset, name="cases_pass_great_expectations", blocking=True,
-                        description="Great Expectations on the batch: at least one case, ids present and unique, "
-                                    "source and severity in their vocabularies (run once per data version).")
-        def _gx(context: dg.AssetCheckExecutionContext, eval_project: EvalProject, _kind=kind) -> dg.AssetCheckResult:
-            summary = _raise_typed(lambda: case_sets.great_expectations_check(
-                eval_project.project(), eval_project.store(), entry.name, _kind))
-            return dg.AssetCheckResult(
-                passed=summary["success"], severity=dg.AssetCheckSeverity.ERROR,
-                description=summary["description"],
-                metadata={"cached": summary["cached"], "failed": dg.MetadataValue.json(summary["failed"])})
-
-        checks.append(_gx)
+    checks = [_gx_check(entry, golden, "golden"), _gx_check(entry, regression, "regression")]
 
     @dg.asset_check(asset=regression, name="regression_set_is_append_only", blocking=True,
                     description="No case the regression set ever held is missing or changed, unless retired "
