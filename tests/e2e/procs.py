@@ -43,18 +43,52 @@ def start(cmd: list[str], *, env: dict[str, str], cwd: Path, log: Path) -> subpr
                                 stdin=subprocess.DEVNULL, start_new_session=True)
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (Dagster starts its code servers in sessions of their own)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 def stop(proc: subprocess.Popen, timeout_s: float = 30.0) -> None:
-    """SIGTERM to the process group we started (by its PID), SIGKILL if it outlives the timeout."""
+    """SIGTERM to the process group we started and to every process below it (by PID), SIGKILL to what
+    outlives the timeout: nothing the test started is left running."""
+    below = _descendants(proc.pid)
     if proc.poll() is None:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
         except ProcessLookupError:
-            return
+            pass
+    for pid in below:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
     try:
         proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+    deadline = time.monotonic() + timeout_s
+    for pid in below:
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def wait_until(ready: Callable[[], bool], *, timeout_s: float, what: str, alive: subprocess.Popen | None = None,

@@ -2,44 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from evalplatform.ci import DagsterCiClient
 from evalplatform.cli import main
 from evalplatform.history import HistoryStore
+from tests.e2e.procs import BIN, ROOT, free_port, graphql_loaded, start, stop, wait_until
 from tests.suite_helpers import calibrate_judges
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _loaded(port: int) -> bool:
-    body = json.dumps({"query": "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus } } } }"})
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=body.encode(),
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=5) as r:
-            entries = json.load(r)["data"]["workspaceOrError"]["locationEntries"]
-            return bool(entries) and all(e["loadStatus"] == "LOADED" for e in entries)
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -52,27 +25,18 @@ def server(tmp_path_factory):
     (home / "dagster.yaml").write_text(
         "telemetry:\n  enabled: false\n"
         "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: DefaultRunCoordinator\n")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "DAGSTER_DISABLE_TELEMETRY": "1",
            "LITELLM_LOCAL_MODEL_COST_MAP": "True", "EVALPLATFORM_HOME": str(state),
            "EVALPLATFORM_BRANCH": "main"}  # the demo's policy promotes passing runs made on main
-    log = open(home / "webserver.log", "wb")
-    proc = subprocess.Popen([str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log = home / "webserver.log"
+    proc = start([str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
+                 env=env, cwd=ROOT, log=log)
     try:
-        deadline = time.monotonic() + 120
-        while not _loaded(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"webserver did not load: {(home / 'webserver.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+        wait_until(lambda: graphql_loaded(port), timeout_s=180, what="dagster-webserver", alive=proc, log=log)
         yield {"url": f"http://127.0.0.1:{port}", "state": state}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # our own process group, by PID
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+        stop(proc)  # the webserver, and the code server it started, by PID
 
 
 def test_ci_passes_v1_blocks_v2_over_graphql(server, capsys, tmp_path):
@@ -122,7 +86,7 @@ def test_rerun_from_the_ui_reexecutes_the_scored_run(server):
 
 
 def test_unreachable_server_is_infrastructure_exit_3(capsys):
-    port = _free_port()
+    port = free_port()
     assert main(["ci", "--suite", "demo", "--url", f"http://127.0.0.1:{port}", "--timeout", "5"]) == 3
     assert "cannot reach the Dagster server" in capsys.readouterr().err
 
