@@ -324,14 +324,31 @@ def evaluate_policy(policy: Policy, results: pl.DataFrame, baseline: pl.DataFram
             decide.judges_not_allowed): every rule that names it, or reads its rows, is ERROR.
     """
     warnings = list(input_warnings)
+    rules = evaluate_rules(policy, results, baseline, calibrations=calibrations, input_warnings=warnings,
+                           results_label=results_label, baseline_label=baseline_label,
+                           judges_not_allowed=judges_not_allowed)
+    return decision_from_rules(policy, rules, policy_hash, warnings)
+
+
+def evaluate_rules(policy: Policy, results: pl.DataFrame, baseline: pl.DataFrame | None = None, *,
+                   calibrations: Calibrations | None = None, input_warnings: Iterable[str] = (),
+                   results_label: str = "results", baseline_label: str = "baseline",
+                   judges_not_allowed: Mapping[str, str] | None = None) -> list[RuleResult]:
+    """One result per rule of the policy, before the overall decision (see evaluate_policy)."""
+    warnings = list(input_warnings)
     cand = _Selector(prepare(results, results_label))
     base = _Selector(prepare(baseline, baseline_label)) if baseline is not None else None
-    rules = [_evaluate(r, cand, base, calibrations, warnings, policy.import_warnings, judges_not_allowed)
-             for r in policy.rules]
+    return [_evaluate(r, cand, base, calibrations, warnings, policy.import_warnings, judges_not_allowed)
+            for r in policy.rules]
+
+
+def decision_from_rules(policy: Policy, rules: list[RuleResult], policy_hash: str | None = None,
+                        warnings: Iterable[str] = ()) -> Decision:
+    """The overall decision from one result per rule (after evaluate_policy, or after an adaptive extension)."""
     notes = [f"advisory {r.rule_id}: {r.outcome}: {r.reason}" for r in rules
              if r.severity == "advisory" and r.outcome != "PASS"]
     overall, note = _overall(policy, rules)
-    return Decision(overall, rules, policy.name, policy_hash, warnings + notes + ([note] if note else []))
+    return Decision(overall, rules, policy.name, policy_hash, list(warnings) + notes + ([note] if note else []))
 
 
 NO_EVIDENCE = "no blocking rule had data and passed"
