@@ -214,14 +214,43 @@ def _units(rows: pl.DataFrame, rule: Rule) -> int:
 
 @dataclass
 class _Observed:
-    successes: float  # sum over cases of the per-case rate of the rule's "good" (or, for a ceiling, bad) units
-    cases: int
+    """What the baseline showed of a rule: each case's rate of the units the rule counts (a mean over its
+    repeats; bad units for a ceiling), and the no-change discordance its repeats measured."""
+
+    per_case: dict[str, float]
     discordance: float | None
 
+    def rate(self, case_ids: Sequence[str] | None = None) -> tuple[float, int]:
+        """The smoothed rate over these cases (all the baseline's when it ran none of them), and how many."""
+        values = [self.per_case[c] for c in case_ids if c in self.per_case] if case_ids is not None else []
+        if not values:
+            values = list(self.per_case.values())
+        return stats.smoothed_rate(sum(values), len(values)), len(values)
 
-def _observed(rule: Rule, rows: pl.DataFrame, calibrations: Calibrations | None, case_ids: Sequence[str] | None,
-              ) -> _Observed | None:
-    """The rule's per-case rate on evidence rows; None when it cannot be computed from them."""
+    def count(self, case_ids: Sequence[str], fallback: float) -> float:
+        """The count the baseline had on these cases, at `fallback` for the ones it did not run."""
+        return sum(self.per_case.get(c, fallback) for c in case_ids)
+
+
+# A rule's own cases count this many pairs of runs' worth of the suite's flakiness as a prior: its few cases
+# alone would either claim they never flip or that they flip at random.
+FLIP_PRIOR_PAIRS = 20.0
+
+
+def suite_discordance(rows: pl.DataFrame | None, advisory: Sequence[str] = ()) -> float | None:
+    """How often two runs of a case disagree (case-level pass), over every case the evidence ran twice."""
+    if rows is None or rows.height == 0:
+        return None
+    units = Selected(rows.filter(~pl.col("scorer").is_in(list(advisory)))).case_outcomes("case")
+    if units.height == 0:
+        return None
+    per = units.group_by("case_id").agg(pl.len().alias("n"), (pl.col("outcome") == "pass").sum().alias("c"))
+    return stats.pooled_discordance(per["n"].to_list(), per["c"].to_list())
+
+
+def _observed(rule: Rule, rows: pl.DataFrame, calibrations: Calibrations | None,
+              suite_flips: float | None = None) -> _Observed | None:
+    """The rule's per-case rates on evidence rows; None when they cannot be computed from them."""
     spec = METRICS[rule.metric]
     sel = Selected(rows.filter(selection_expr(rule.select)))
     if sel.height == 0:
@@ -238,19 +267,17 @@ def _observed(rule: Rule, rows: pl.DataFrame, calibrations: Calibrations | None,
         return None
     if per.height == 0:
         return None
-    if "c" not in per.columns:
-        per = per.with_columns(pl.col("value").alias("c"), pl.lit(1).alias("n"))
-    per = per.with_columns((pl.col("c") / pl.col("n")).alias("_r") if "value" not in per.columns
-                           else pl.col("value").alias("_r"))
+    rate = pl.col("value") if "value" in per.columns else pl.col("c") / pl.col("n")
+    per = per.with_columns(rate.alias("_r"))
     if rule.metric == "error_rate":  # per_case counts runs without error; the rule bounds the errored share
-        per = per.with_columns((1 - pl.col("_r")).alias("_r"), (pl.col("n") - pl.col("c")).alias("c"))
+        per = per.with_columns((1 - pl.col("_r")).alias("_r"))
     flips = None
-    if rule.metric in ("pass_rate", "scorer_pass_rate", "error_rate", "judge_corrected_pass_rate"):
+    if rule.metric in ("pass_rate", "scorer_pass_rate", "judge_corrected_pass_rate") and suite_flips is not None:
+        flips = stats.pooled_discordance(per["n"].to_list(), per["c"].to_list(), prior=suite_flips,
+                                         prior_pairs=FLIP_PRIOR_PAIRS)
+    elif rule.metric in ("pass_rate", "scorer_pass_rate", "error_rate", "judge_corrected_pass_rate"):
         flips = stats.pooled_discordance(per["n"].to_list(), per["c"].to_list())
-    here = per.filter(pl.col("case_id").is_in(list(case_ids))) if case_ids is not None else per
-    if here.height == 0:
-        here = per
-    return _Observed(float(here["_r"].sum()), here.height, flips)
+    return _Observed(dict(zip(per["case_id"].to_list(), per["_r"].to_list())), flips)
 
 
 # -- planning one rule -----------------------------------------------------------------------------
@@ -296,7 +323,7 @@ def _bound_text(rule: Rule) -> str:
 
 def plan_rule(rule: Rule, *, planned: pl.DataFrame, pool: pl.DataFrame, order: Sequence[str], repeats: int,
               adaptive: Adaptive, evidence: pl.DataFrame | None, baseline_cases: Mapping[str, str | None] | None,
-              calibrations: Calibrations | None = None) -> RulePlan:
+              calibrations: Calibrations | None = None, suite_flips: float | None = None) -> RulePlan:
     """The plan of one rule on a tier: `planned` and `pool` are skeleton rows of the tier's cases and of the
     suite's other cases, `order` the pool's extension order, `evidence` the baseline's result rows (None:
     unknown) and `baseline_cases` the case id -> content hash the baseline covers (relative rules)."""
@@ -322,17 +349,17 @@ def plan_rule(rule: Rule, *, planned: pl.DataFrame, pool: pl.DataFrame, order: S
                           "selects no case in this tier" + (" the baseline covers" if relative else ""))
         plan.can_pass = True if n else None
         return plan
-    case_ids = rows["case_id"].unique().to_list()
-    seen = _observed(rule, evidence, calibrations, case_ids) if evidence is not None and evidence.height else None
-    pool_seen = _observed(rule, evidence, calibrations, rule_order) if seen and rule_order else None
+    case_ids = sorted(set(rows["case_id"].to_list()))
+    seen = _observed(rule, evidence, calibrations, suite_flips) if evidence is not None and evidence.height \
+        else None
 
     def planned_with(schedule: RuleSchedule) -> RulePlan:
         plan = RulePlan(rule.id, rule.metric, rule.severity, rule.inconclusive == "block", kind, _bound_text(rule),
                         n, schedule.looks[-1] if schedule.extension == "cases" else n, schedule=schedule)
         if kind == "paired":
-            _plan_paired(plan, rule, seen)
+            _plan_paired(plan, rule, seen, case_ids)
         else:
-            _plan_absolute(plan, rule, seen, calibrations, pool_seen)
+            _plan_absolute(plan, rule, seen, calibrations, case_ids)
         return plan
 
     plan = planned_with(sched)
@@ -372,7 +399,7 @@ def _outcomes_for(rule: Rule, calibrations: Calibrations | None):
 
 
 def _plan_absolute(plan: RulePlan, rule: Rule, seen: _Observed | None, calibrations: Calibrations | None,
-                   pool_seen: _Observed | None) -> None:
+                   case_ids: Sequence[str]) -> None:
     sched, kind = plan.schedule, rule.bound.kind
     outcomes = _outcomes_for(rule, calibrations)
     if outcomes is None:
@@ -391,22 +418,29 @@ def _plan_absolute(plan: RulePlan, rule: Rule, seen: _Observed | None, calibrati
     plan.n_needed = stats.smallest_n(lambda n: bool(outcomes(n, rule.confidence)[0][n if kind == "min" else 0]), 1,
                                      limit=1_000_000 if rule.metric != "judge_corrected_pass_rate" else 5_000)
 
-    def probabilities(rate: float, psi: float | None, extra: float | None = None, at=None):
+    def probabilities(rate: float, psi: float | None, extra: float | None = None, at=None, observed=None):
         at_looks, at_confs = at or (looks, confs)
         return stats.absolute_gate_probabilities(at_looks, at_confs, rule.bound.value, rate, discordance=psi,
-                                                 extra_rate=extra, outcomes=outcomes)
+                                                 extra_rate=extra, outcomes=outcomes, observed=observed)
 
     blocks = plan.blocks_inconclusive
     # The rate at which a no-change re-run is blocked at most RISK_LIMIT of the time (flips at their largest).
     plan.safe_rate = _bisect_rate(lambda p: probabilities(p, None).blocked(blocks) <= RISK_LIMIT, kind)
     if seen is None:
         return
-    rate = stats.smoothed_rate(seen.successes, seen.cases)
-    plan.rate, plan.rate_source = rate, f"baseline, {seen.cases} cases"
+    rate, n_seen = seen.rate(case_ids)
+    plan.rate, plan.rate_source = rate, f"baseline, {n_seen} cases"
     if seen.discordance is not None:
         plan.discordance, plan.discordance_source = seen.discordance, "baseline repeats"
-    extra = stats.smoothed_rate(pool_seen.successes, pool_seen.cases) if pool_seen else None
-    result = probabilities(rate, plan.discordance, extra)
+    extra = None
+    observed: list[float | None] = [None] * len(looks)
+    if sched.extension == "cases":
+        extra = seen.rate(sched.case_order)[0]
+        stages = [sched.case_order[a:b] for a, b in zip(sched.extra_cases, sched.extra_cases[1:])]
+        observed = [None] + [seen.count(stage, extra) for stage in stages]
+    if rule.cluster == "case":  # the same cases: a re-run keeps what the baseline saw, up to its flips
+        observed[0] = seen.count(case_ids, rate)
+    result = probabilities(rate, plan.discordance, extra, observed=observed)
     plan.p_pass, plan.p_pass_first_look = result.passed, result.by_look[0][0]
     plan.false_block_risk = result.blocked(blocks)
 
@@ -437,21 +471,21 @@ def _bisect_rate(ok, kind: str) -> float | None:
     return good
 
 
-def _plan_paired(plan: RulePlan, rule: Rule, seen: _Observed | None) -> None:
+def _plan_paired(plan: RulePlan, rule: Rule, seen: _Observed | None, case_ids: Sequence[str]) -> None:
     sched, margin = plan.schedule, rule.bound.value
     if margin >= 1:
         plan.notes.append("a drop of 1 or more cannot be tested")
         return
     # A perfect no-change run is identical to the baseline (no discordant case).
-    lowers = [stats.paired_diff_ci_tango(0, 0, n, 2 * c - 1)[0] for n, c in zip(sched.looks, sched.confs)]
+    lowers = [stats.tango_lower_bound(0, 0, n, c) for n, c in zip(sched.looks, sched.confs)]
     plan.best_bound = max(lowers)
     plan.can_pass = plan.best_bound > -margin
-    plan.n_needed = stats.smallest_n(lambda n: stats.paired_diff_ci_tango(0, 0, n, 2 * rule.confidence - 1)[0]
-                                     > -margin, 1, limit=1_000_000)
+    plan.n_needed = stats.smallest_n(lambda n: stats.tango_lower_bound(0, 0, n, rule.confidence) > -margin, 1,
+                                     limit=1_000_000)
     if seen is None:
         return
-    rate = stats.smoothed_rate(seen.successes, seen.cases)
-    plan.rate, plan.rate_source = rate, f"baseline, {seen.cases} cases"
+    rate, n_seen = seen.rate(case_ids)
+    plan.rate, plan.rate_source = rate, f"baseline, {n_seen} cases"
     if seen.discordance is not None:
         psi, plan.discordance_source = seen.discordance, "baseline repeats"
     else:
@@ -477,8 +511,9 @@ def plan_rules(policy: Policy, *, suite: str, tier: str, planned: pl.DataFrame, 
                policy_file: str = "policy", baseline_run_id: str | None = None,
                evidence_runs: Sequence[str] = (), evidence_note: str | None = None) -> TierPlan:
     """The plan of every rule of `policy` on one tier, from skeleton rows (see plan_rule); pure."""
+    flips = suite_discordance(evidence, policy.advisory_scorers)
     rules = [plan_rule(rule, planned=planned, pool=pool, order=order, repeats=repeats, adaptive=adaptive,
-                       evidence=evidence, baseline_cases=baseline_cases, calibrations=calibrations)
+                       evidence=evidence, baseline_cases=baseline_cases, calibrations=calibrations, suite_flips=flips)
              for rule in policy.rules]
     n_cases = planned["case_id"].n_unique() if planned.height else 0
     plan = TierPlan(suite, tier, n_cases, repeats, adaptive.model_dump(), rules, policy_file, baseline_run_id,
@@ -518,14 +553,15 @@ def plan_tier(suite: "LoadedSuite", tier: str, *, store: "HistoryStore | None" =
             note = f"baseline {base.run_id}" + (f" pooled with {len(runs) - 1} promoted run(s) of the same target"
                                                 if len(runs) > 1 else "")
         else:
-            # Else the latest complete run of this tier with the target the tier will run.
+            # Else the latest complete run of the target the tier will run, of this tier if there is one.
             latest = store.list_runs(suite.name, limit=200)
             if latest.height:
-                latest = latest.filter((pl.col("tier") == tier) & (pl.col("target_model") == run_plan.target.model))
+                latest = latest.filter(pl.col("target_model") == run_plan.target.model).sort(
+                    pl.col("tier") != tier, maintain_order=True)
             if latest.height:
-                rid = latest["run_id"][0]
+                rid, its_tier = latest["run_id"][0], latest["tier"][0]
                 evidence, runs = store.get_results(rid), [rid]
-                note = f"no promoted baseline: rates from the latest complete {tier} run of " \
+                note = f"no promoted baseline: rates from the latest complete {its_tier} run of " \
                        f"{run_plan.target.model} ({rid})"
         calibrations = judge_calibrations(store, suite, eff.policy.rules, calibrate=False)
     return plan_rules(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from . import _checks as chk
 from .intervals import INTERVAL_METHODS
@@ -99,14 +99,36 @@ def n_for_perfect_pass(threshold: float, conf: float, method: str = "wilson", ki
     return hi
 
 
+def _binom_terms(k: np.ndarray, n, p: float) -> np.ndarray:
+    """Binomial(n, p) probabilities of k, n an int or an array like k (scipy.stats costs seconds to import)."""
+    k = np.asarray(k, dtype=float)
+    n = np.asarray(n, dtype=float)
+    inside = (k >= 0) & (k <= n)
+    k_in = np.where(inside, k, 0.0)
+    logs = (special.gammaln(n + 1) - special.gammaln(k_in + 1) - special.gammaln(n - k_in + 1)
+            + special.xlogy(k_in, p) + special.xlog1py(n - k_in, -p))
+    return np.where(inside, np.exp(logs), 0.0)
+
+
 def _binom_pmf(n: int, p: float) -> np.ndarray:
-    return stats.binom.pmf(np.arange(n + 1), n, p) if n > 0 else np.ones(1)
+    return _binom_terms(np.arange(n + 1), n, p) if n > 0 else np.ones(1)
 
 
-def rerun_distribution(n: int, rate: float, discordance: float | None = None) -> np.ndarray:
+def _binom_upper(n: int, q: float) -> int:
+    """A count Binomial(n, q) exceeds with probability far below _TAIL: 8 standard deviations and 30 above the mean."""
+    if q <= 0:
+        return 0
+    return min(n, int(n * q + 8.0 * math.sqrt(n * q * (1 - q)) + 30))
+
+
+def rerun_distribution(n: int, rate: float, discordance: float | None = None,
+                       observed: float | None = None) -> np.ndarray:
     """Distribution of a re-run's count on n cases whose baseline rate is `rate` (see the module docstring).
 
-    discordance None (unknown) or above 2p(1-p) means 2p(1-p): Binomial(n, rate), the most spread out.
+    `observed` is the count the baseline had on these very cases (it may be fractional: a mean over
+    repeats), default n * rate; the re-run keeps it up to the flips. discordance None (unknown) or above
+    2p(1-p) means 2p(1-p), every case equally likely to pass: then the re-run is Binomial(n, rate) whatever
+    was observed, the most spread out.
     """
     n = chk.count("n", n)
     p = chk.probability("rate", rate)
@@ -115,7 +137,7 @@ def rerun_distribution(n: int, rate: float, discordance: float | None = None) ->
     if p in (0.0, 1.0) or psi >= psi_max:
         return _binom_pmf(n, p)
     loss, gain = psi / (2 * p), psi / (2 * (1 - p))
-    k0 = n * p
+    k0 = n * p if observed is None else min(float(n), max(0.0, chk.real("observed", observed)))
     low = math.floor(k0)
     out = np.zeros(n + 1)
     # k0 is rarely a whole number: mix the two neighbouring counts so the mean stays n p.
@@ -138,24 +160,30 @@ def absolute_gate_probabilities(
     discordance: float | None = None,
     extra_rate: float | None = None,
     outcomes: Callable[[int, float], tuple[np.ndarray, np.ndarray]] | None = None,
+    observed: Sequence[float | None] | None = None,
 ) -> GateProbabilities:
     """Exact chance of PASS / FAIL / INCONCLUSIVE of an absolute gate judged at n = looks[0], looks[1], ...
 
     Look j uses the one-sided bound at confs[j] and is reached only when every earlier look was
     INCONCLUSIVE (the adaptive extension). The first look's count follows rerun_distribution(rate,
-    discordance); the units added between looks are fresh cases at extra_rate (default: rate).
+    discordance); so do the units added between looks, at extra_rate (default: rate): an extension adds
+    the same cases every run, so what the baseline measured of them holds for them too.
     `rate` is the rate the rule bounds: the pass rate for kind="min", the bad-unit rate for "max".
     `outcomes(n, conf)` replaces the Wilson / Clopper-Pearson masks for a rule with a bound of its own
-    (a judge-corrected rate); threshold, method and kind are then unused.
+    (a judge-corrected rate); threshold, method and kind are then unused. observed[j], when given, is the
+    baseline's count on the units look j adds (look 0: its first n), see rerun_distribution.
     """
     looks, confs = _schedule(looks, confs)
-    dist = rerun_distribution(looks[0], rate, discordance)
+    seen = list(observed) if observed is not None else []
+    seen += [None] * (len(looks) - len(seen))
+    dist = rerun_distribution(looks[0], rate, discordance, seen[0])
     fresh = chk.probability("extra_rate", rate if extra_rate is None else extra_rate)
     masks = outcomes or (lambda n, conf: absolute_outcomes(n, threshold, conf, method, kind))
     by_look = []
     for j, (n, conf) in enumerate(zip(looks, confs)):
         if j:
-            dist = np.convolve(dist, _binom_pmf(n - looks[j - 1], fresh))[: n + 1]
+            added = rerun_distribution(n - looks[j - 1], fresh, discordance, seen[j])
+            dist = np.convolve(dist, added)[: n + 1]
         pass_mask, fail_mask = masks(n, conf)
         p_pass, p_fail = float(dist[pass_mask].sum()), float(dist[fail_mask].sum())
         by_look.append((p_pass, p_fail))
@@ -200,12 +228,25 @@ def tango_statistic_grid(b: np.ndarray, c: np.ndarray, n: int, delta0: float) ->
 def _trinomial(m: int, q_b: float, q_c: float, b_max: int, c_max: int) -> np.ndarray:
     """P(x improvements, y regressions) among m new pairs, truncated to x <= b_max, y <= c_max."""
     x = np.arange(min(m, b_max) + 1)
-    px = stats.binom.pmf(x, m, q_b)
+    px = _binom_terms(x, m, q_b)
     rest = 1.0 - q_b
     q_cond = 0.0 if rest <= 0 else min(1.0, q_c / rest)
     y = np.arange(min(m, c_max) + 1)
-    table = px[:, None] * stats.binom.pmf(y[None, :], (m - x)[:, None], q_cond)
-    return table
+    return px[:, None] * _binom_terms(y[None, :], (m - x)[:, None], q_cond)
+
+
+def tango_lower_bound(b: int, c: int, n: int, conf: float) -> float:
+    """Lower end of the two-sided (2 conf - 1) Tango interval (paired_diff_ci_tango's), by bisection on the
+    statistic, which decreases in delta0: planning needs only this end, without scipy.stats' import."""
+    b, c, n = chk.count("b", b), chk.count("c", c), chk.count("n", n, minimum=1)
+    z = chk.z_one_sided(chk.one_sided_level("conf", conf))
+    lo, hi = -1.0 + 1e-12, (b - c) / n
+    if float(tango_statistic_grid(np.array([b]), np.array([c]), n, lo)[0]) <= z:
+        return -1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if float(tango_statistic_grid(np.array([b]), np.array([c]), n, mid)[0]) > z else (lo, mid)
+    return (lo + hi) / 2
 
 
 def _convolve2d(a: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -235,9 +276,7 @@ def paired_gate_probabilities(
     if q_b + q_c > 1 + 1e-12:
         raise chk.StatsInputError("improve + regress: cannot exceed 1")
     n_max = looks[-1]
-    b_max = int(stats.binom.isf(_TAIL, n_max, q_b)) + 1 if q_b > 0 else 0
-    c_max = int(stats.binom.isf(_TAIL, n_max, q_c)) + 1 if q_c > 0 else 0
-    b_max, c_max = min(b_max, n_max), min(c_max, n_max)
+    b_max, c_max = _binom_upper(n_max, q_b), _binom_upper(n_max, q_c)
     dist = _trinomial(looks[0], q_b, q_c, b_max, c_max)
     by_look = []
     for j, (n, conf) in enumerate(zip(looks, confs)):
@@ -346,16 +385,20 @@ def smallest_n(ok: Callable[[int], bool], start: int, limit: int = 100_000) -> i
     return hi
 
 
-def pooled_discordance(runs_per_case: Sequence[int], passes_per_case: Sequence[int]) -> float | None:
+def pooled_discordance(runs_per_case: Sequence[int], passes_per_case: Sequence[int], *,
+                       prior: float = 0.5, prior_pairs: float = 1.0) -> float | None:
     """No-change discordance psi from repeats: disagreeing pairs of runs over all pairs, over every case
-    with two runs or more, as (disagreements + 1/2) / (pairs + 1).
+    with two runs or more, as (disagreements + prior_pairs * prior) / (pairs + prior_pairs).
 
-    The same estimate as stats.case_flip_probability pooled over cases, with a half-pair of prior
-    disagreement, so repeats that all agreed do not claim a case can never flip. None without any
-    case run twice.
+    The same estimate as stats.case_flip_probability pooled over cases, with prior_pairs pairs of prior
+    disagreement at rate `prior`: by default half a disagreeing pair, so repeats that all agreed do not
+    claim a case can never flip; a rule's few cases can instead borrow the suite's rate with more weight
+    (partial pooling). None without any case run twice.
     """
     n = chk.array("runs_per_case", runs_per_case)
     c = chk.array("passes_per_case", passes_per_case)
+    prior = chk.probability("prior", prior)
+    prior_pairs = chk.positive("prior_pairs", prior_pairs)
     if n.shape != c.shape or np.any(c > n) or np.any(c < 0):
         raise chk.StatsInputError("passes_per_case: need 0 <= passes <= runs for every case")
     twice = n >= 2
@@ -363,7 +406,7 @@ def pooled_discordance(runs_per_case: Sequence[int], passes_per_case: Sequence[i
         return None
     pairs = float(np.sum(n[twice] * (n[twice] - 1) / 2))
     disagreements = float(np.sum(c[twice] * (n[twice] - c[twice])))
-    return (disagreements + 0.5) / (pairs + 1.0)
+    return (disagreements + prior_pairs * prior) / (pairs + prior_pairs)
 
 
 def smoothed_rate(successes: float, n: float) -> float:

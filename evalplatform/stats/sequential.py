@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
@@ -138,6 +139,11 @@ def group_sequential_levels(information: Sequence[float], alpha: float = 0.05, s
     bound at 1 - level) keeps the chance of a false claim at any look at alpha, to the normal
     approximation the statistic itself rests on (use alpha_per_look where only exact bounds will do).
     """
+    return list(_group_sequential_levels(tuple(float(t) for t in information), float(alpha), spending))
+
+
+@functools.lru_cache(maxsize=512)
+def _group_sequential_levels(information: tuple[float, ...], alpha: float, spending: str) -> tuple[float, ...]:
     alpha = chk.level("alpha", alpha)
     spent = SPENDING_FUNCTIONS[chk.one_of("spending", spending, SPENDING_FUNCTIONS)]
     times = chk.array("information", information, allow_empty=False)
@@ -180,7 +186,7 @@ def group_sequential_levels(information: Sequence[float], alpha: float = 0.05, s
         else:
             density = normal_pdf(new_grid[:, None] - grid[None, :], step_sd) @ (weights * density)
         grid, weights, previous_t, previous_spent = new_grid, new_weights, t, total
-    return levels
+    return tuple(levels)
 
 
 def confidence_sequence_bernoulli(
