@@ -191,16 +191,25 @@ def _judge_absolute(numbers: dict, rule: Rule) -> tuple[str, str]:
     return "INCONCLUSIVE", f"{t:g} lies inside [{lo:.3f}, {hi:.3f}] (estimate {est:.3f}): more cases needed"
 
 
+def _coverage(numbers: dict) -> str:
+    """Says so when the baseline ran fewer of the rule's cases than the candidate (partial_baseline: shared)."""
+    missing = numbers.get("n_without_baseline") or 0
+    if not missing:
+        return ""
+    return (f"; the baseline ran {numbers['n_candidate'] - missing} of the candidate's {numbers['n_candidate']} "
+            f"cases: compared on those only ({missing} left out)")
+
+
 def _relative_reason(numbers: dict, rule: Rule) -> str:
     if numbers.get("lower") is None:
         return (f"{numbers['estimate']:.4g} vs baseline {numbers['baseline_estimate']:.4g}: limit "
-                f"{numbers['threshold']:.4g} (+{rule.bound.value:.0%})")
+                f"{numbers['threshold']:.4g} (+{rule.bound.value:.0%})") + _coverage(numbers)
     change = f"change {numbers['estimate']:+.3f} [{numbers['lower']:+.3f}, {numbers['upper']:+.3f}]"
     text = (f"{change} on {numbers['n']} aligned cases vs margin -{rule.bound.value:g} ({numbers['n_added']} added, "
             f"{numbers['n_removed']} removed, {numbers['n_renamed']} renamed, {numbers['n_content_changed']} changed)")
     if numbers.get("rerun_baseline_advised"):
-        text += "; over 10% of baseline cases changed or removed: rerun the baseline"
-    return text
+        text += "; over 10% of the cases both ran changed content: rerun the baseline"
+    return text + _coverage(numbers)
 
 
 def _blocks(rule: Rule, outcome: str) -> bool:

@@ -99,7 +99,8 @@ def test_demo_policy_first_run_does_not_block_on_missing_baseline():
     demo = load_policy(REPO / "datasets" / "demo" / "policy.yaml").policy
     df = frame(rows(190, 0, tags=["category:grounding", "source:golden"]),
                rows(40, 0, tags=["category:pii", "source:golden"], prefix="p"),
-               rows(30, 0, tags=["category:dates", "source:regression"], prefix="g"))
+               rows(30, 0, tags=["category:dates", "source:regression"], prefix="g"),
+               rows(20, 0, tags=["category:arithmetic", "source:golden"], prefix="a"))
     d = evaluate_policy(demo, df, None)
     by_id = {r.rule_id: r for r in d.rules}
     assert by_id["no_regression_vs_baseline"].outcome == "NO_DATA"
