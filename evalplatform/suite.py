@@ -111,6 +111,23 @@ class Suite(_Strict):
         default_factory=list, description="Regression cases retired on purpose (reason and date): the append-only "
                                           "check of the regression set allows them to be missing or changed, and runs "
                                           "leave them out.")
+    mutators: list[str] = Field(
+        default_factory=list, description="Degradations `evalplatform discriminate` injects into recorded outputs, "
+                                          "besides flipping passing outputs to failing, and re-scores with the "
+                                          "suite's deterministic scorers: truncate_half, drop_digits, "
+                                          "drop_first_sentence, empty_reply.")
+
+    @field_validator("mutators")
+    @classmethod
+    def _known_mutators(cls, v: list[str]) -> list[str]:
+        from evalplatform.mutators import MUTATORS
+
+        unknown = [m for m in v if m not in MUTATORS]
+        if unknown:
+            raise ValueError(f"unknown mutator {unknown[0]!r}; known: {', '.join(MUTATORS)}")
+        if len(set(v)) != len(v):
+            raise ValueError("a mutator is listed twice")
+        return v
 
     @field_validator("name")
     @classmethod

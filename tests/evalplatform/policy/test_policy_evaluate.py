@@ -211,6 +211,21 @@ def test_judge_corrected_pass_rate_with_inline_counts_or_a_named_calibration():
     assert "too weak" in _only(named, df, calibrations=weak).reason
 
 
+def test_judge_corrected_pass_rate_on_a_run_with_repeats_uses_each_cases_first_verdict():
+    # A nightly run judges every case 3 times: the rule was ERROR there for good ("select one repeat"),
+    # yet a selection cannot pick a repeat. One verdict per case, fixed before any is seen: repeat 0.
+    first = rows(780, 220, scorer="judge")
+    later = [dict(r, repeat=rep, outcome="fail", score=0.0) for rep in (1, 2) for r in rows(780, 220, scorer="judge")]
+    counts = "{judge_pass_on_human_pass: 135, m_human_pass: 150, judge_fail_on_human_fail: 40, m_human_fail: 50}"
+    rule = one_rule(f"select: {{scorer: judge}}\nmetric: judge_corrected_pass_rate\nbound: {{min: 0.7}}\n"
+                    f"judge: {{counts: {counts}}}")
+    single = _only(rule, frame(first))
+    repeated = _only(rule, frame(first, later))
+    assert repeated.outcome == "PASS" and repeated.numbers["n"] == 1000 and repeated.numbers["k"] == 780
+    assert repeated.numbers["estimate"] == pytest.approx(single.numbers["estimate"])
+    assert repeated.numbers["verdicts_ignored"] == 2000 and "first repeat" in repeated.numbers["method"]
+
+
 def test_advisory_rules_warn_but_never_block():
     p = policy("rules:\n  - {id: ok, metric: pass_rate, bound: {min: 0.5}}\n"
                "  - {id: slow, metric: p95_latency_ms, bound: {max: 10}, severity: advisory}\n")
