@@ -220,16 +220,17 @@ class _Observed:
     per_case: dict[str, float]
     discordance: float | None
 
-    def rate(self, case_ids: Sequence[str] | None = None) -> tuple[float, int]:
-        """The smoothed rate over these cases (all the baseline's when it ran none of them), and how many."""
+    def rate(self, case_ids: Sequence[str] | None = None) -> tuple[float, float, int]:
+        """Over these cases (all the baseline's when it ran none of them): the mean rate, the smoothed rate
+        the risk is computed at (never exactly 0 or 1, see stats.smoothed_rate), and how many cases."""
         values = [self.per_case[c] for c in case_ids if c in self.per_case] if case_ids is not None else []
         if not values:
             values = list(self.per_case.values())
-        return stats.smoothed_rate(sum(values), len(values)), len(values)
+        return sum(values) / len(values), stats.smoothed_rate(sum(values), len(values)), len(values)
 
-    def count(self, case_ids: Sequence[str], fallback: float) -> float:
-        """The count the baseline had on these cases, at `fallback` for the ones it did not run."""
-        return sum(self.per_case.get(c, fallback) for c in case_ids)
+    def rates_of(self, case_ids: Sequence[str], fallback: float) -> list[float]:
+        """The baseline's rate of each of these cases, `fallback` for the ones it did not run."""
+        return [self.per_case.get(c, fallback) for c in case_ids]
 
 
 # A rule's own cases count this many pairs of runs' worth of the suite's flakiness as a prior: its few cases
@@ -359,7 +360,7 @@ def plan_rule(rule: Rule, *, planned: pl.DataFrame, pool: pl.DataFrame, order: S
         if kind == "paired":
             _plan_paired(plan, rule, seen, case_ids)
         else:
-            _plan_absolute(plan, rule, seen, calibrations, case_ids)
+            _plan_absolute(plan, rule, seen, calibrations, case_ids, repeats)
         return plan
 
     plan = planned_with(sched)
@@ -398,8 +399,17 @@ def _outcomes_for(rule: Rule, calibrations: Calibrations | None):
     return outcomes
 
 
+def repeats_counted(rule: Rule, schedule: RuleSchedule, repeats: int) -> int:
+    """Runs per case a rule's gate may count as (partly) independent units: the repeats of a case-level rate
+    (pass_rate, scorer_pass_rate, error_rate by case); one for rules with one value per case."""
+    if rule.metric in ("pass_rate", "scorer_pass_rate", "error_rate") and rule.cluster == "case" \
+            and schedule.extension != "repeats":
+        return max(1, repeats)
+    return 1
+
+
 def _plan_absolute(plan: RulePlan, rule: Rule, seen: _Observed | None, calibrations: Calibrations | None,
-                   case_ids: Sequence[str]) -> None:
+                   case_ids: Sequence[str], repeats: int = 1) -> None:
     sched, kind = plan.schedule, rule.bound.kind
     outcomes = _outcomes_for(rule, calibrations)
     if outcomes is None:
@@ -428,24 +438,32 @@ def _plan_absolute(plan: RulePlan, rule: Rule, seen: _Observed | None, calibrati
     plan.safe_rate = _bisect_rate(lambda p: probabilities(p, None).blocked(blocks) <= RISK_LIMIT, kind)
     if seen is None:
         return
-    rate, n_seen = seen.rate(case_ids)
-    plan.rate, plan.rate_source = rate, f"baseline, {n_seen} cases"
+    mean, rate, n_seen = seen.rate(case_ids)
+    plan.rate, plan.rate_source = mean, f"baseline, {n_seen} cases"
     if seen.discordance is not None:
         plan.discordance, plan.discordance_source = seen.discordance, "baseline repeats"
-    extra = None
-    observed: list[float | None] = [None] * len(looks)
+    extra = extra_mean = None
+    observed: list[list[float] | None] = [None] * len(looks)
     if sched.extension == "cases":
-        extra = seen.rate(sched.case_order)[0]
+        extra_mean, extra, _ = seen.rate(sched.case_order)
         stages = [sched.case_order[a:b] for a, b in zip(sched.extra_cases, sched.extra_cases[1:])]
-        observed = [None] + [seen.count(stage, extra) for stage in stages]
+        observed = [None] + [seen.rates_of(stage, extra) for stage in stages]
     if rule.cluster == "case":  # the same cases: a re-run keeps what the baseline saw, up to its flips
-        observed[0] = seen.count(case_ids, rate)
+        observed[0] = seen.rates_of(case_ids, rate)
     result = probabilities(rate, plan.discordance, extra, observed=observed)
     plan.p_pass, plan.p_pass_first_look = result.passed, result.by_look[0][0]
     plan.false_block_risk = result.blocked(blocks)
 
-    plan.detectable = stats.absolute_detectable_change(looks, confs, rule.bound.value, rate, kind=kind, power=POWER,
-                                                       inconclusive_blocks=blocks, extra_rate=extra, outcomes=outcomes)
+    # A gate counts the repeats of flaky cases as partly independent (its design effect falls towards 1 as a
+    # worse model flakes), so it works on between n cases and n x repeats units. Detection is the least of
+    # the two ends (a binomial over each): with more units a rate just above the bound passes more often,
+    # with fewer a rate below it is confirmed less often. Measured from the rate the baseline showed, not the
+    # smoothed one the risk uses.
+    per_case = repeats_counted(rule, plan.schedule, repeats)
+    ends = [stats.absolute_detectable_change([n * units for n in looks], confs, rule.bound.value, mean, kind=kind,
+                                             power=POWER, inconclusive_blocks=blocks, extra_rate=extra_mean,
+                                             outcomes=outcomes) for units in sorted({1, per_case})]
+    plan.detectable = None if any(e is None for e in ends) else max(ends)
     hopeless = rate <= rule.bound.value if kind == "min" else rate >= rule.bound.value  # no n passes it
     if plan.false_block_risk > RISK_LIMIT and not hopeless:
         plan.n_for_low_risk = stats.smallest_n(
@@ -484,8 +502,8 @@ def _plan_paired(plan: RulePlan, rule: Rule, seen: _Observed | None, case_ids: S
                                      limit=1_000_000)
     if seen is None:
         return
-    rate, n_seen = seen.rate(case_ids)
-    plan.rate, plan.rate_source = rate, f"baseline, {n_seen} cases"
+    mean, rate, n_seen = seen.rate(case_ids)
+    plan.rate, plan.rate_source = mean, f"baseline, {n_seen} cases"
     if seen.discordance is not None:
         psi, plan.discordance_source = seen.discordance, "baseline repeats"
     else:

@@ -60,7 +60,8 @@ _LAZY = {
     "GateProbabilities": "decidability", "absolute_detectable_change": "decidability",
     "absolute_gate_probabilities": "decidability", "absolute_outcomes": "decidability", "best_bound": "decidability",
     "n_for_perfect_pass": "decidability", "paired_detectable_drop": "decidability",
-    "paired_gate_probabilities": "decidability", "pooled_discordance": "decidability",
+    "paired_gate_probabilities": "decidability", "poisson_binomial": "decidability",
+    "pooled_discordance": "decidability",
     "rerun_distribution": "decidability", "smallest_n": "decidability", "smoothed_rate": "decidability",
     "tango_lower_bound": "decidability", "tango_statistic_grid": "decidability",
 }
@@ -80,7 +81,7 @@ def __getattr__(name: str):
 __all__ = [
     "GATE_BOUNDS", "INTERVAL_METHODS", "FLIP_TESTS", "GateProbabilities", "StatsInputError",
     "absolute_detectable_change", "absolute_gate_probabilities", "absolute_outcomes", "alpha_per_look", "best_bound", "group_sequential_levels",
-    "n_for_perfect_pass", "paired_detectable_drop", "paired_gate_probabilities", "pooled_discordance",
+    "n_for_perfect_pass", "paired_detectable_drop", "paired_gate_probabilities", "poisson_binomial", "pooled_discordance",
     "rerun_distribution", "smallest_n", "smoothed_rate", "tango_lower_bound", "tango_statistic_grid",
     "agreement_statistics", "agresti_coull_interval", "align_cases", "alpha_for_look_open_ended",
     "alpha_spent_obrien_fleming", "alpha_spent_pocock", "calibration_sample_size", "case_flip_probability",

@@ -121,14 +121,24 @@ def _binom_upper(n: int, q: float) -> int:
     return min(n, int(n * q + 8.0 * math.sqrt(n * q * (1 - q)) + 30))
 
 
+def poisson_binomial(probabilities: Sequence[float]) -> np.ndarray:
+    """Distribution of the number of successes of independent trials with these probabilities."""
+    dist = np.ones(1)
+    for p in probabilities:
+        dist = np.convolve(dist, [1.0 - p, p])
+    return dist
+
+
 def rerun_distribution(n: int, rate: float, discordance: float | None = None,
-                       observed: float | None = None) -> np.ndarray:
+                       observed: Sequence[float] | None = None) -> np.ndarray:
     """Distribution of a re-run's count on n cases whose baseline rate is `rate` (see the module docstring).
 
-    `observed` is the count the baseline had on these very cases (it may be fractional: a mean over
-    repeats), default n * rate; the re-run keeps it up to the flips. discordance None (unknown) or above
-    2p(1-p) means 2p(1-p), every case equally likely to pass: then the re-run is Binomial(n, rate) whatever
-    was observed, the most spread out.
+    `observed` gives, for (some of) these very cases, the rate the baseline saw on each (its mean over
+    repeats); the others count at `rate`. A case seen passing fails a re-run with probability
+    psi / (2 rate), a case seen failing passes with psi / (2 (1 - rate)), a case seen at 3/5 passes about
+    3/5 of the time: the count is Poisson-binomial. discordance None (unknown) or above 2p(1-p) means
+    2p(1-p), every case equally likely to pass: then the re-run is Binomial(n, rate) whatever was
+    observed, the most spread out.
     """
     n = chk.count("n", n)
     p = chk.probability("rate", rate)
@@ -137,16 +147,9 @@ def rerun_distribution(n: int, rate: float, discordance: float | None = None,
     if p in (0.0, 1.0) or psi >= psi_max:
         return _binom_pmf(n, p)
     loss, gain = psi / (2 * p), psi / (2 * (1 - p))
-    k0 = n * p if observed is None else min(float(n), max(0.0, chk.real("observed", observed)))
-    low = math.floor(k0)
-    out = np.zeros(n + 1)
-    # k0 is rarely a whole number: mix the two neighbouring counts so the mean stays n p.
-    for base, weight in ((low, 1 - (k0 - low)), (low + 1, k0 - low)):
-        if weight <= 0 or base > n:
-            continue
-        kept = _binom_pmf(base, loss)[::-1]  # P(base - lost = v) for v = 0..base
-        out += weight * np.convolve(kept, _binom_pmf(n - base, gain))
-    return out / out.sum()
+    seen = [min(1.0, max(0.0, chk.real("observed", r))) for r in (observed or [])][:n]
+    rates = np.array(seen + [p] * (n - len(seen)))
+    return poisson_binomial(rates * (1 - loss) + (1 - rates) * gain)
 
 
 def absolute_gate_probabilities(
@@ -160,7 +163,7 @@ def absolute_gate_probabilities(
     discordance: float | None = None,
     extra_rate: float | None = None,
     outcomes: Callable[[int, float], tuple[np.ndarray, np.ndarray]] | None = None,
-    observed: Sequence[float | None] | None = None,
+    observed: Sequence[Sequence[float] | None] | None = None,
 ) -> GateProbabilities:
     """Exact chance of PASS / FAIL / INCONCLUSIVE of an absolute gate judged at n = looks[0], looks[1], ...
 
@@ -170,8 +173,8 @@ def absolute_gate_probabilities(
     the same cases every run, so what the baseline measured of them holds for them too.
     `rate` is the rate the rule bounds: the pass rate for kind="min", the bad-unit rate for "max".
     `outcomes(n, conf)` replaces the Wilson / Clopper-Pearson masks for a rule with a bound of its own
-    (a judge-corrected rate); threshold, method and kind are then unused. observed[j], when given, is the
-    baseline's count on the units look j adds (look 0: its first n), see rerun_distribution.
+    (a judge-corrected rate); threshold, method and kind are then unused. observed[j], when given, holds
+    the baseline's per-case rates of the units look j adds (look 0: its first n), see rerun_distribution.
     """
     looks, confs = _schedule(looks, confs)
     seen = list(observed) if observed is not None else []
