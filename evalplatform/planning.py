@@ -159,6 +159,13 @@ def _fmt(x: float | None, digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
+def plan_table(plans: "TierPlan | Sequence[TierPlan]") -> str:
+    """Plain-text table of one or more tier plans: what `evalplatform plan` prints (see plan_report)."""
+    from evalplatform.plan_report import plan_table as render
+
+    return render(plans)
+
+
 # -- the rows a tier will produce ------------------------------------------------------------------
 
 
@@ -365,12 +372,14 @@ def plan_rule(rule: Rule, *, planned: pl.DataFrame, pool: pl.DataFrame, order: S
 
     plan = planned_with(sched)
     if sched.extension:
-        # Spending the error over looks makes the run's own look stricter: extend only where that buys more
-        # than it costs (a perfect result must still be able to pass; no more false blocks than one look).
+        # Spending the error over looks makes the run's own look stricter. So a rule is not extended where that
+        # costs more than it buys: where a perfect result could pass one look but no look of the extension, or
+        # where one look already blocks a no-change re-run rarely and more looks would block it more often.
+        # Where one look blocks often, more evidence is the remedy, and the rule is extended.
         one = planned_with(_schedule(rule, n, [], repeats, adaptive, False))
         if (one.can_pass and not plan.can_pass) or (
                 plan.false_block_risk is not None and one.false_block_risk is not None
-                and plan.false_block_risk > one.false_block_risk):
+                and one.false_block_risk <= RISK_LIMIT and plan.false_block_risk > one.false_block_risk):
             one.notes.append("not extended: more looks would decide less than one")
             plan = one
     plan.refused = rule.severity == "blocking" and rule.inconclusive == "block" and plan.can_pass is False
@@ -464,11 +473,12 @@ def _plan_absolute(plan: RulePlan, rule: Rule, seen: _Observed | None, calibrati
                                              power=POWER, inconclusive_blocks=blocks, extra_rate=extra_mean,
                                              outcomes=outcomes) for units in sorted({1, per_case})]
     plan.detectable = None if any(e is None for e in ends) else max(ends)
-    hopeless = rate <= rule.bound.value if kind == "min" else rate >= rule.bound.value  # no n passes it
+    judge = rule.metric == "judge_corrected_pass_rate"  # its bound is on the corrected rate, not on `rate`
+    hopeless = not judge and (rate <= rule.bound.value if kind == "min" else rate >= rule.bound.value)
     if plan.false_block_risk > RISK_LIMIT and not hopeless:
         plan.n_for_low_risk = stats.smallest_n(
             lambda n: probabilities(rate, plan.discordance, None, ([n], [rule.confidence])).blocked(blocks)
-            <= RISK_LIMIT, max(1, plan.n), limit=20_000)
+            <= RISK_LIMIT, max(1, plan.n), limit=2_000 if judge else 20_000)
 
 
 def _perfect_bound(rule: Rule, n: int, conf: float, calibrations: Calibrations | None) -> float:
@@ -595,63 +605,6 @@ def _case_hashes(frame: pl.DataFrame) -> dict[str, str | None]:
         return {}
     per = frame.group_by("case_id").agg(pl.col("case_hash").max())
     return dict(zip(per["case_id"].to_list(), per["case_hash"].to_list()))
-
-
-# -- the table ----------------------------------------------------------------------------------------
-
-
-def plan_table(plans: TierPlan | Sequence[TierPlan]) -> str:
-    """Plain-text table of one or more tier plans: what `evalplatform plan` prints."""
-    plans = [plans] if isinstance(plans, TierPlan) else list(plans)
-    out: list[str] = []
-    for p in plans:
-        ad = p.adaptive
-        extension = (f"adaptive: up to {ad['max_extra_cases']} more cases / {ad['max_extra_repeats']} more repeats, "
-                     f"{ad['max_looks']} looks, {ad['spending']} spending" if ad.get("enabled") else "adaptive: off")
-        out.append(f"suite {p.suite}, tier {p.tier}: {p.n_cases} cases x {p.repeats} repeat(s); {extension}")
-        out.append(f"rates: {p.evidence_note}")
-        header = ["rule", "severity", "cases", "bound", "best bound", "needs", "rate", "P(PASS)", "false block",
-                  "detects (80%)", "note"]
-        rows = [header]
-        for r in p.rules:
-            n = f"{r.n}" + (f"+{r.n_max - r.n}" if r.n_max > r.n and r.schedule.extension == "cases" else "") \
-                + (f" (+{r.schedule.extra_repeats[-1]} rep)" if r.schedule.extension == "repeats" else "")
-            detect = "n/a" if r.detectable is None else (
-                f"drop {r.detectable * 100:.1f} pts" if r.kind == "paired" or rule_is_floor(r) else
-                f"rise {r.detectable * 100:.1f} pts")
-            note = "REFUSED: cannot pass" if r.refused else ("cannot pass" if r.can_pass is False else "")
-            if r.rate is None and r.kind != "point" and r.n:
-                note = (note + "; " if note else "") + (f"risk <= 5% at rate {'>=' if rule_is_floor(r) else '<='} "
-                                                       f"{r.safe_rate:.3f}" if r.safe_rate is not None
-                                                       else "rate unknown")
-            if r.notes and not note:
-                note = r.notes[0]
-            rows.append([
-                r.rule_id, r.severity, n, r.bound, _fmt(r.best_bound), "-" if r.n_needed is None else str(r.n_needed),
-                _fmt(r.rate) + (f" psi {r.discordance:.3f}" if r.kind == "paired" and r.discordance is not None
-                                else ""),
-                _pct(r.p_pass), _pct(r.false_block_risk), detect, note])
-        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-        for row in rows:
-            out.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-        for line in p.warnings():
-            out.append(f"warning: {line}")
-        out.append("")
-    return "\n".join(out).rstrip() + "\n"
-
-
-def rule_is_floor(r: RulePlan) -> bool:
-    return r.bound.startswith(">=")
-
-
-def _pct(x: float | None) -> str:
-    if x is None:
-        return "unknown"
-    if 0 < x < 0.001:
-        return "<0.1%"
-    if 0.999 < x < 1:
-        return ">99.9%"
-    return f"{x:.1%}"
 
 
 def plans_for_suite(suite: "LoadedSuite", tiers: Sequence[str] | None = None, *,
