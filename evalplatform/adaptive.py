@@ -1,12 +1,15 @@
 """INCONCLUSIVE buys evidence before it blocks: more cases (or repeats) in stages, each look at its share of the error.
 
 A blocking rule that can be extended (planning.RuleSchedule) is judged at look j with the one-sided
-confidence its schedule fixed before the run: the rule's error alpha is spent over its looks
-(stats.alpha_per_look), so the chance that any look passes a rule that should not pass stays below alpha
-(union bound). The evidence a look adds is fixed in advance too: the first cases of the rule's own
-extension order (or its next repeats), whatever other rules did, so each look's data is a fixed set.
-The run stops extending once every blocking rule is decided, once a rule already blocks (more evidence
-cannot change the decision), or once the budget is spent; only then does INCONCLUSIVE block.
+confidence its schedule fixed before the run: the rule's error alpha is spent over its looks by a spending
+function of the information fraction n_j / n_max, with group-sequential boundaries that account for the
+looks sharing data (stats.group_sequential_levels; to the normal approximation Wilson and Tango make), or,
+for an exact Clopper-Pearson rule, the union bound (stats.alpha_per_look: the chance that any look passes
+a rule that should not pass stays below the sum of the looks' levels, alpha). The evidence a look adds is
+fixed in advance too: the first cases of the rule's own extension order (or its next repeats), whatever
+other rules did, so each look's data is a fixed set. The run stops extending once every blocking rule is
+decided, once a rule already blocks (more evidence cannot change the decision), or once the budget is
+spent; only then does INCONCLUSIVE block.
 
 The evidence comes from a callable, so the pipeline uses it with real model calls and tests with a
 synthetic target.

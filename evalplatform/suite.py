@@ -40,7 +40,7 @@ class Gate(_Strict):
 
 class Adaptive(_Strict):
     """More evidence before an INCONCLUSIVE blocking rule blocks: extra cases (or repeats) in stages, each look
-    at its share of the rule's error (spent over the looks, so extending never inflates false passes)."""
+    at its share of the rule's error (spent over the looks, so extending does not inflate false passes)."""
 
     enabled: bool = Field(default=True, description="false: one look, INCONCLUSIVE blocks at once.")
     max_extra_cases: int = Field(

@@ -45,7 +45,15 @@ def align(base: pl.DataFrame, cand: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
 
 
 def compare(rule: "Rule", cand_rows: Selected, base_rows: Selected) -> dict:
-    """Numbers and a PASS/FAIL/INCONCLUSIVE verdict for "did not regress by more than the bound"."""
+    """Numbers and a PASS/FAIL/INCONCLUSIVE verdict for "did not regress by more than the bound".
+
+    The baseline is a sample too. One run per side, binary: Tango's score interval on the discordant pairs
+    (b improvements, c regressions) carries both runs' noise. When the baseline had repeats, or several
+    promoted runs of the same target were pooled into it (decide.baseline_runs), each case's baseline value
+    is its mean over all of them, d_i = candidate_i - mean(baseline_i), so one lucky run does not set the
+    bar; the interval is then the wider of a paired bootstrap of the d_i and Tango's at the discordance
+    b = sum(d_i > 0), c = sum(-d_i > 0): never narrower than binary pairs with that discordance.
+    """
     spec = METRICS[rule.metric]
     margin = rule.bound.value
     if spec.relative == "ratio":
