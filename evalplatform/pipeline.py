@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from evalplatform import provenance
@@ -13,7 +14,8 @@ from evalplatform.history import DecisionRecord, HistoryStore, new_run_id
 from evalplatform.models.redact import redact
 from evalplatform.project import Project
 from evalplatform.request import RunRequest
-from evalplatform.runner import ScoredRun, execute, load_dataset, plan_run
+from evalplatform.planning import plan_tier
+from evalplatform.runner import ScoredRun, execute, load_dataset, more_evidence, plan_run, totals_of
 from evalplatform.suite import LoadedSuite, find_suite, load_suite
 
 
@@ -98,18 +100,30 @@ def scored_run(
     plan = plan_run(suite, request.tier, model=request.model, repeats=request.repeats, seed=request.seed,
                     dataset=load_dataset(suite))
     dataset, _ = checked_dataset(project, suite, store, plan.dataset)
+    # Whether each rule can decide at this tier's size, before any model call: a blocking rule that cannot
+    # pass even with a perfect result is refused (exit 2); rules likely to block a no-change re-run are warned of.
+    tier_plan = plan_tier(suite, plan.tier, store=store, run_plan=plan)
+    tier_plan.check()
     run_id = new_run_id()
     record = run_record(project, suite, dataset, plan, run_id, dagster_run_id)
     record["provenance"]["request"] = request.model_dump(mode="json")
     store.begin_run(record)
-    from evalplatform.decide import decide_run
+    from evalplatform.decide import decide_results
 
+    started = time.perf_counter()
     try:
-        run = execute(plan, run_id, cache_dir=project.cache_dir if request.use_cache() else None,
-                      concurrency=request.concurrency, on_result=_progress(progress, plan.n_calls))
+        cache_dir = project.cache_dir if request.use_cache() else None
+        run = execute(plan, run_id, cache_dir=cache_dir, concurrency=request.concurrency,
+                      on_result=_progress(progress, plan.n_calls))
         # The policy is pure over the results and the promoted baseline: decide before storing, so
-        # the results, totals and the decision of record land in one transaction (all or nothing).
-        decision = decide_run(store, suite, run_id, results=run.results, record=False, tier=plan.tier)
+        # the results (with any evidence an undecided rule added), totals and the decision of record
+        # land in one transaction (all or nothing).
+        source = more_evidence(plan, run_id, cache_dir=cache_dir, concurrency=request.concurrency)
+        outcome = decide_results(store, suite, run_id, results=run.results, record=False, tier=plan.tier,
+                                 plan=tier_plan, evidence=source)
+        decision = outcome.decision
+        if outcome.results.height != run.results.height:
+            run = _with_evidence(run, outcome.results, source.outputs, time.perf_counter() - started)
         store.complete_run(run_id, run.results, run.outputs, run.totals, decision=DecisionRecord(
             overall=decision.overall, policy_hash=decision.policy_hash, inputs=decision.inputs,
             rules=[r.to_dict() for r in decision.rules]))
@@ -120,6 +134,13 @@ def scored_run(
     record.update(run.totals)
     record["decision_detail"] = decision
     return run, record
+
+
+def _with_evidence(run: ScoredRun, results, outputs: dict[str, str], wall_s: float) -> ScoredRun:
+    """The run with the rows an adaptive extension added: its results, outputs and totals."""
+    n_cases = results["case_id"].n_unique()
+    return replace(run, results=results, outputs={**run.outputs, **outputs},
+                   totals=totals_of(results, wall_s, n_cases), wall_s=wall_s)
 
 
 def _close_failed(store: HistoryStore, run_id: str, exc: BaseException) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import polars as pl
 
@@ -95,13 +95,44 @@ def plan_run(
     n_repeats = repeats or tier_spec.repeats or suite.spec.repeats
     if n_repeats < 1:
         raise InputError(None, "--repeats", "must be at least 1")
+    requests = build_requests(suite, target, cases, {c: range(n_repeats) for c in cases["case_id"].to_list()})
+    return RunPlan(suite=suite, dataset=dataset, tier=tier, cases=cases, target=target, repeats=n_repeats,
+                   requests=requests)
+
+
+def build_requests(suite: LoadedSuite, target: Target, cases: pl.DataFrame,
+                   repeats: dict[str, Iterable[int]]) -> list[CallRequest]:
+    """The model calls for the given repeats of each case (a run's own, or the ones an extension adds)."""
     fields = [f for f in template_fields(suite.prompt_template) if f in cases.columns]
     requests = []
     for row in cases.select(["case_id", *fields]).iter_rows(named=True):
         messages = build_messages(target.system_prompt, render(suite.prompt_template, row))
-        requests += [CallRequest(case_id=row["case_id"], repeat=r, messages=messages) for r in range(n_repeats)]
-    return RunPlan(suite=suite, dataset=dataset, tier=tier, cases=cases, target=target, repeats=n_repeats,
-                   requests=requests)
+        requests += [CallRequest(case_id=row["case_id"], repeat=r, messages=messages)
+                     for r in repeats.get(row["case_id"], ())]
+    return requests
+
+
+def more_evidence(plan: RunPlan, run_id: str, *, cache_dir: Path | None, concurrency: int | None = None,
+                  on_result: Callable[[CallResult], None] | None = None):
+    """An adaptive.EvidenceSource that makes the requested (case, repeat) runs with the run's target and
+    scorers; the outputs it produced are kept on the source (`.outputs`) for the history."""
+    from evalplatform.adaptive import Evidence
+
+    class Source:
+        def __init__(self) -> None:
+            self.outputs: dict[str, str] = {}
+
+        def __call__(self, request) -> Evidence:
+            wanted: dict[str, list[int]] = {}
+            for case, rep in request.runs:
+                wanted.setdefault(case, []).append(rep)
+            cases = plan.dataset.cases.filter(pl.col("case_id").is_in(list(wanted)))
+            extra = replace(plan, cases=cases, requests=build_requests(plan.suite, plan.target, cases, wanted))
+            done = execute(extra, run_id, cache_dir=cache_dir, concurrency=concurrency, on_result=on_result)
+            self.outputs.update(done.outputs)
+            return Evidence(done.results, float(done.totals.get("cost_usd") or 0.0))
+
+    return Source()
 
 
 def outputs_frame(plan: RunPlan, calls: list[CallResult]) -> tuple[pl.DataFrame, dict[str, str]]:

@@ -38,6 +38,34 @@ class Gate(_Strict):
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
 
 
+class Adaptive(_Strict):
+    """More evidence before an INCONCLUSIVE blocking rule blocks: extra cases (or repeats) in stages, each look
+    at its share of the rule's error (spent over the looks, so extending does not inflate false passes)."""
+
+    enabled: bool = Field(default=True, description="false: one look, INCONCLUSIVE blocks at once.")
+    max_extra_cases: int = Field(
+        default=40, ge=0, le=100_000,
+        description="Most cases added from the rest of the suite (the cases the undecided rule selects).")
+    max_extra_repeats: int = Field(
+        default=2, ge=0, le=100, description="Most repeats added, for rules whose unit is a repeat (pass_at_k, "
+                                             "pass_hat_k) or that have no case left to add.")
+    max_looks: int = Field(default=3, ge=2, le=10, description="Looks in all, the run's own included.")
+    max_cost_usd: float | None = Field(
+        default=None, ge=0, description="Stop adding evidence once the extra calls would cost more than this.")
+    spending: Literal["pocock", "obrien_fleming"] = Field(
+        default="pocock", description="How each rule's error is spent over its looks: pocock spends early, "
+                                      "so the run's own look keeps most of it; obrien_fleming keeps it for the last.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_bool(cls, value: Any) -> Any:
+        return {"enabled": value} if isinstance(value, bool) else value
+
+
+# Without `adaptive:` the PR tier extends with this modest budget and the nightly tier (already full) does not.
+ADAPTIVE_DEFAULTS = {"pr": Adaptive(), "nightly": Adaptive(enabled=False)}
+
+
 class TierSpec(_Strict):
     include_sources: list[Literal["golden", "regression", "trace"]] = Field(
         default_factory=list, description="Cases from these sources are always included (e.g. the regression set)."
@@ -46,6 +74,15 @@ class TierSpec(_Strict):
     per_stratum: int | None = Field(default=None, ge=1, description="Cases drawn per stratum; all when unset.")
     seed: int = Field(default=0, description="Seed of the hash-based, reproducible slice.")
     repeats: int | None = Field(default=None, ge=1, le=100, description="Overrides the suite's repeats.")
+    adaptive: Adaptive | None = Field(
+        default=None, description="Evidence an INCONCLUSIVE blocking rule may buy before it blocks (`false` turns it "
+                                  "off). Unset: on for pr (40 cases, 2 repeats, 3 looks), off for nightly.")
+
+    def adaptive_for(self, tier: str) -> Adaptive:
+        """The tier's adaptive settings, with the tier's default when the file says nothing."""
+        if self.adaptive is not None:
+            return self.adaptive
+        return ADAPTIVE_DEFAULTS.get(tier, Adaptive(enabled=False))
 
 
 class RetiredCase(_Strict):
@@ -74,6 +111,23 @@ class Suite(_Strict):
         default_factory=list, description="Regression cases retired on purpose (reason and date): the append-only "
                                           "check of the regression set allows them to be missing or changed, and runs "
                                           "leave them out.")
+    mutators: list[str] = Field(
+        default_factory=list, description="Degradations `evalplatform discriminate` injects into recorded outputs, "
+                                          "besides flipping passing outputs to failing, and re-scores with the "
+                                          "suite's deterministic scorers: truncate_half, drop_digits, "
+                                          "drop_first_sentence, empty_reply.")
+
+    @field_validator("mutators")
+    @classmethod
+    def _known_mutators(cls, v: list[str]) -> list[str]:
+        from evalplatform.mutators import MUTATORS
+
+        unknown = [m for m in v if m not in MUTATORS]
+        if unknown:
+            raise ValueError(f"unknown mutator {unknown[0]!r}; known: {', '.join(MUTATORS)}")
+        if len(set(v)) != len(v):
+            raise ValueError("a mutator is listed twice")
+        return v
 
     @field_validator("name")
     @classmethod

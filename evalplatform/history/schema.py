@@ -190,8 +190,27 @@ _V5 = [
     )""",
 ]
 
+# Version 6: how well a suite's policy catches known degradations of a recorded run (evalplatform discriminate):
+# per dose of flipped outputs and per mutator, the share of draws the policy blocked, with its interval.
+_V6 = [
+    """CREATE TABLE IF NOT EXISTS discriminations (
+        discrimination_id VARCHAR PRIMARY KEY,
+        suite VARCHAR NOT NULL,
+        run_id VARCHAR NOT NULL,
+        baseline_run_id VARCHAR,
+        policy_hash VARCHAR,
+        seed BIGINT NOT NULL,
+        draws INTEGER NOT NULL,
+        score DOUBLE,
+        detectable_fraction DOUBLE,
+        results VARCHAR NOT NULL,
+        warnings VARCHAR,
+        created_at TIMESTAMP NOT NULL
+    )""",
+]
+
 # Index i holds the statements that take the database from version i to version i + 1.
-MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4, _V5]
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4, _V5, _V6]
 LATEST_VERSION = len(MIGRATIONS)
 
 _VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)"

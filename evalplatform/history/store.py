@@ -716,6 +716,37 @@ class HistoryStore:
         )
 
 
+    # -- discrimination -------------------------------------------------------------------------
+
+    def put_discrimination(self, record: dict[str, Any]) -> str:
+        """Store one discrimination measurement (a `discriminations` row); `results` and `warnings` may be
+        dicts or lists (stored as JSON). Returns its id."""
+        row = dict(record)
+        for required in ("suite", "run_id", "seed", "draws", "results"):
+            if row.get(required) is None:
+                raise InputError(self.path, f"discrimination.{required}", "is required")
+        row["discrimination_id"] = row.get("discrimination_id") or new_run_id()
+        row["created_at"] = row.get("created_at") or utcnow()
+        for name in ("results", "warnings"):
+            if row.get(name) is not None and not isinstance(row[name], str):
+                row[name] = canonical_json(row[name])
+        names = list(row)
+        with self._writing() as con, self._transaction(con):
+            con.execute(f"INSERT INTO discriminations ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
+                        [row[n] for n in names])
+        return row["discrimination_id"]
+
+    def discriminations(self, suite: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The suite's discrimination measurements, newest first, JSON decoded."""
+        rows = self._rows("SELECT * FROM discriminations WHERE suite = ? ORDER BY created_at DESC, "
+                          "discrimination_id DESC LIMIT ?", [suite, int(limit)])
+        for row in rows:
+            for name in ("results", "warnings"):
+                if row.get(name) is not None:
+                    row[name] = json.loads(row[name])
+        return rows
+
+
 def _decode_decision(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     out["inputs"] = json.loads(out["inputs"]) if out.get("inputs") is not None else {}

@@ -45,7 +45,15 @@ def align(base: pl.DataFrame, cand: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
 
 
 def compare(rule: "Rule", cand_rows: Selected, base_rows: Selected) -> dict:
-    """Numbers and a PASS/FAIL/INCONCLUSIVE verdict for "did not regress by more than the bound"."""
+    """Numbers and a PASS/FAIL/INCONCLUSIVE verdict for "did not regress by more than the bound".
+
+    The baseline is a sample too. One run per side, binary: Tango's score interval on the discordant pairs
+    (b improvements, c regressions) carries both runs' noise. When the baseline had repeats, or several
+    promoted runs of the same target were pooled into it (decide.baseline_runs), each case's baseline value
+    is its mean over all of them, d_i = candidate_i - mean(baseline_i), so one lucky run does not set the
+    bar; the interval is then the wider of a paired bootstrap of the d_i and Tango's at the discordance
+    b = sum(d_i > 0), c = sum(-d_i > 0): never narrower than binary pairs with that discordance.
+    """
     spec = METRICS[rule.metric]
     margin = rule.bound.value
     if spec.relative == "ratio":
@@ -61,6 +69,11 @@ def compare(rule: "Rule", cand_rows: Selected, base_rows: Selected) -> dict:
     except RuleFailure as exc:
         raise RuleFailure(f"baseline: {exc}") from None
     pairs, counts = align(base, cand)
+    counts["n_candidate"] = cand.height
+    counts["n_without_baseline"] = cand.height - pairs.height
+    if counts["n_without_baseline"] and rule.partial_baseline == "refuse":
+        raise RuleFailure(f"the baseline ran {pairs.height} of the candidate's {cand.height} cases "
+                          f"(partial_baseline: refuse): rerun the baseline on the current suite")
     if pairs.height == 0:
         # A baseline exists but shares no comparable case: not "no data", a baseline that must be rerun.
         raise RuleFailure(f"no case aligns between candidate and baseline ({counts['n_added']} added, "
@@ -70,8 +83,11 @@ def compare(rule: "Rule", cand_rows: Selected, base_rows: Selected) -> dict:
                                      pl.col("n").alias("cn")), on="cand_id")
               .join(base.select(pl.col("case_id").alias("base_id"), pl.col("value").alias("bv"),
                                 pl.col("n").alias("bn")), on="base_id"))
-    # Many changed or removed cases bias the comparison by case selection (stats.md section 3.5).
-    counts["rerun_baseline_advised"] = (counts["n_content_changed"] + counts["n_removed"]) > 0.1 * max(1, base.height)
+    # Many cases whose content changed under the same id bias the comparison by case selection (stats.md
+    # section 3.5). Baseline cases the candidate did not run are no such sign: a PR slice of a nightly or
+    # pooled baseline leaves most of them out, and the comparison is on the shared ones anyway.
+    both = counts["n_common"] + counts["n_content_changed"]
+    counts["rerun_baseline_advised"] = counts["n_content_changed"] > 0.1 * max(1, both)
     out = {**counts, "margin": margin, "threshold": -margin, "confidence": rule.confidence,
            "candidate_estimate": float(joined["cv"].mean()), "baseline_estimate": float(joined["bv"].mean())}
     binary = (joined["cn"].max() == 1 and joined["bn"].max() == 1
@@ -109,6 +125,18 @@ def compare(rule: "Rule", cand_rows: Selected, base_rows: Selected) -> dict:
 
 def _ratio(rule: "Rule", cand_rows: Selected, base_rows: Selected, margin: float) -> dict:
     spec = METRICS[rule.metric]
+    base_ids = set(base_rows.rows["case_id"].unique().to_list())
+    cand_ids = set(cand_rows.rows["case_id"].unique().to_list())
+    missing = len(cand_ids - base_ids)
+    if missing and rule.partial_baseline == "refuse":
+        raise RuleFailure(f"the baseline ran {len(cand_ids & base_ids)} of the candidate's {len(cand_ids)} cases "
+                          f"(partial_baseline: refuse): rerun the baseline on the current suite")
+    if missing:
+        # Whole-run values on different cases compare the cases as much as the change: only the shared ones.
+        cand_rows = Selected(cand_rows.rows.filter(pl.col("case_id").is_in(list(base_ids))))
+        if cand_rows.height == 0:
+            raise RuleFailure("no case of the candidate was run by the baseline: rerun the baseline on the "
+                              "current suite")
     cand = spec.absolute(cand_rows, rule)
     try:
         base = spec.absolute(base_rows, rule)
@@ -119,7 +147,8 @@ def _ratio(rule: "Rule", cand_rows: Selected, base_rows: Selected, margin: float
         raise RuleFailure(f"baseline {rule.metric} is {base_value!r}: a bound relative to a zero baseline means "
                           f"nothing (use an absolute bound: max)")
     limit = base_value * (1 + margin)
-    return {"n": cand["n"], "n_baseline": base["n"], "estimate": cand_value, "baseline_estimate": base_value,
+    return {"n": cand["n"], "n_baseline": base["n"], "n_without_baseline": missing,
+            "n_candidate": len(cand_ids), "estimate": cand_value, "baseline_estimate": base_value,
             "lower": None, "upper": None, "threshold": limit, "margin": margin, "confidence": rule.confidence,
             "method": "point estimate vs baseline x (1 + max_increase)",
             "verdict": "PASS" if cand_value <= limit else "FAIL"}

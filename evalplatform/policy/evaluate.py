@@ -191,16 +191,25 @@ def _judge_absolute(numbers: dict, rule: Rule) -> tuple[str, str]:
     return "INCONCLUSIVE", f"{t:g} lies inside [{lo:.3f}, {hi:.3f}] (estimate {est:.3f}): more cases needed"
 
 
+def _coverage(numbers: dict) -> str:
+    """Says so when the baseline ran fewer of the rule's cases than the candidate (partial_baseline: shared)."""
+    missing = numbers.get("n_without_baseline") or 0
+    if not missing:
+        return ""
+    return (f"; the baseline ran {numbers['n_candidate'] - missing} of the candidate's {numbers['n_candidate']} "
+            f"cases: compared on those only ({missing} left out)")
+
+
 def _relative_reason(numbers: dict, rule: Rule) -> str:
     if numbers.get("lower") is None:
         return (f"{numbers['estimate']:.4g} vs baseline {numbers['baseline_estimate']:.4g}: limit "
-                f"{numbers['threshold']:.4g} (+{rule.bound.value:.0%})")
+                f"{numbers['threshold']:.4g} (+{rule.bound.value:.0%})") + _coverage(numbers)
     change = f"change {numbers['estimate']:+.3f} [{numbers['lower']:+.3f}, {numbers['upper']:+.3f}]"
     text = (f"{change} on {numbers['n']} aligned cases vs margin -{rule.bound.value:g} ({numbers['n_added']} added, "
             f"{numbers['n_removed']} removed, {numbers['n_renamed']} renamed, {numbers['n_content_changed']} changed)")
     if numbers.get("rerun_baseline_advised"):
-        text += "; over 10% of baseline cases changed or removed: rerun the baseline"
-    return text
+        text += "; over 10% of the cases both ran changed content: rerun the baseline"
+    return text + _coverage(numbers)
 
 
 def _blocks(rule: Rule, outcome: str) -> bool:
@@ -324,14 +333,31 @@ def evaluate_policy(policy: Policy, results: pl.DataFrame, baseline: pl.DataFram
             decide.judges_not_allowed): every rule that names it, or reads its rows, is ERROR.
     """
     warnings = list(input_warnings)
+    rules = evaluate_rules(policy, results, baseline, calibrations=calibrations, input_warnings=warnings,
+                           results_label=results_label, baseline_label=baseline_label,
+                           judges_not_allowed=judges_not_allowed)
+    return decision_from_rules(policy, rules, policy_hash, warnings)
+
+
+def evaluate_rules(policy: Policy, results: pl.DataFrame, baseline: pl.DataFrame | None = None, *,
+                   calibrations: Calibrations | None = None, input_warnings: Iterable[str] = (),
+                   results_label: str = "results", baseline_label: str = "baseline",
+                   judges_not_allowed: Mapping[str, str] | None = None) -> list[RuleResult]:
+    """One result per rule of the policy, before the overall decision (see evaluate_policy)."""
+    warnings = list(input_warnings)
     cand = _Selector(prepare(results, results_label))
     base = _Selector(prepare(baseline, baseline_label)) if baseline is not None else None
-    rules = [_evaluate(r, cand, base, calibrations, warnings, policy.import_warnings, judges_not_allowed)
-             for r in policy.rules]
+    return [_evaluate(r, cand, base, calibrations, warnings, policy.import_warnings, judges_not_allowed)
+            for r in policy.rules]
+
+
+def decision_from_rules(policy: Policy, rules: list[RuleResult], policy_hash: str | None = None,
+                        warnings: Iterable[str] = ()) -> Decision:
+    """The overall decision from one result per rule (after evaluate_policy, or after an adaptive extension)."""
     notes = [f"advisory {r.rule_id}: {r.outcome}: {r.reason}" for r in rules
              if r.severity == "advisory" and r.outcome != "PASS"]
     overall, note = _overall(policy, rules)
-    return Decision(overall, rules, policy.name, policy_hash, warnings + notes + ([note] if note else []))
+    return Decision(overall, rules, policy.name, policy_hash, list(warnings) + notes + ([note] if note else []))
 
 
 NO_EVIDENCE = "no blocking rule had data and passed"

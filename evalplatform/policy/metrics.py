@@ -272,38 +272,63 @@ def resolve_calibration(rule: "Rule", calibrations: Calibrations | None) -> "Jud
     return found
 
 
+def judge_corrected_bounds(k: int, n: int, cal: "JudgeCalibration", conf: float, method: str) -> dict:
+    """Rogan-Gladen corrected rate of k judge PASS verdicts out of n, with one-sided bounds at conf.
+
+    The interval carries the calibration set's uncertainty (m_human_pass, m_human_fail), which usually
+    dominates. The delta method collapses to a point when the observed rate and Se (or Sp) sit at 0 or 1
+    (plug-in variances are zero); the Lee et al. (2025) smoothed interval does not; nor may a corrected
+    rate on n cases be surer than an exactly observed one (tiny n, perfect judge): the bounds are the
+    widest of the three. Shared by the rule and by planning (which enumerates k).
+    """
+    counts = (k, n, cal.judge_pass_on_human_pass, cal.m_human_pass, cal.judge_fail_on_human_fail, cal.m_human_fail)
+    rg = stats.rogan_gladen_ci_delta(*counts, conf=2 * conf - 1)
+    lee = stats.judge_corrected_ci_lee2025(*counts, conf=2 * conf - 1)
+    floor = binomial_envelope(rg["theta"], n, conf, method)
+    return {"estimate": rg["theta"], "lower": min(rg["ci"][0], lee[0], floor[0]),
+            "upper": max(rg["ci"][1], lee[1], floor[1]), "delta_ci": rg["ci"], "lee2025_ci": lee, "se": rg["se"],
+            "se_ignoring_calibration": rg["se_ignoring_calibration"]}
+
+
+def judge_youden(cal: "JudgeCalibration") -> tuple[float, float, float]:
+    sens = cal.judge_pass_on_human_pass / cal.m_human_pass
+    spec = cal.judge_fail_on_human_fail / cal.m_human_fail
+    return sens, spec, sens + spec - 1
+
+
+def first_verdicts(units: pl.DataFrame) -> pl.DataFrame:
+    """One judge verdict per case: its lowest repeat. Repeated verdicts of a case are not independent
+    trials, and which repeat counts is fixed before any verdict is seen, so the choice cannot favour one."""
+    if units.select(pl.col("case_id").n_unique()).item() == units.height:
+        return units
+    return units.sort("case_id", "repeat").unique("case_id", keep="first", maintain_order=True)
+
+
 @metric("judge_corrected_pass_rate", higher_is_better=True, relative=None, needs_scorer=True)
 def judge_corrected_pass_rate(sel: Selected, rule: "Rule", calibrations=None) -> dict:
     """The judge's observed pass rate corrected by Rogan-Gladen, with a delta-method interval.
 
-    The interval carries the calibration set's uncertainty (m_human_pass, m_human_fail), which
-    usually dominates. One verdict per case: repeated verdicts are not independent trials.
+    One verdict per case (its first repeat when the run has repeats): repeated verdicts are not
+    independent trials.
     """
     cal = resolve_calibration(rule, calibrations)
     units, extra = _scorer_units(sel, rule)
     if units.height == 0:
         raise RuleFailure("every selected judge row errored")
-    if units.select(pl.col("case_id").n_unique()).item() != units.height:
-        raise RuleFailure("the judge has several verdicts for a case (repeats); select one repeat or scorer")
-    sens = cal.judge_pass_on_human_pass / cal.m_human_pass
-    spec = cal.judge_fail_on_human_fail / cal.m_human_fail
-    youden = sens + spec - 1
+    n_rows = units.height
+    units = first_verdicts(units)
+    sens, spec, youden = judge_youden(cal)
     if youden < rule.judge.min_youden:
         raise RuleFailure(f"judge too weak to correct: Se + Sp - 1 = {youden:.3f} < {rule.judge.min_youden} "
                           "(recalibrate the judge or gate on scorer_pass_rate)")
     k, n = int(units["_ok"].sum()), units.height
-    counts = (k, n, cal.judge_pass_on_human_pass, cal.m_human_pass, cal.judge_fail_on_human_fail, cal.m_human_fail)
-    rg = stats.rogan_gladen_ci_delta(*counts, conf=2 * rule.confidence - 1)
-    # The delta method collapses to a point when the observed rate and Se (or Sp) sit at 0 or 1
-    # (plug-in variances are zero); the Lee et al. (2025) smoothed interval does not. Gate on the
-    # wider of the two.
-    lee = stats.judge_corrected_ci_lee2025(*counts, conf=2 * rule.confidence - 1)
-    # Nor may a corrected rate on n cases be surer than an exactly observed one (tiny n, perfect judge).
-    floor = binomial_envelope(rg["theta"], n, rule.confidence, rule.method)
-    lower, upper = min(rg["ci"][0], lee[0], floor[0]), max(rg["ci"][1], lee[1], floor[1])
-    return {"n": n, "k": k, "observed": k / n, "estimate": rg["theta"], "lower": lower, "upper": upper,
-            "delta_ci": rg["ci"], "lee2025_ci": lee,
-            "se": rg["se"], "se_ignoring_calibration": rg["se_ignoring_calibration"], "sensitivity": sens,
-            "specificity": spec, "m_human_pass": cal.m_human_pass, "m_human_fail": cal.m_human_fail,
-            "method": f"rogan-gladen, widest of delta method, lee2025 and {rule.method} on n",
-            "confidence": rule.confidence, **extra}
+    bounds = judge_corrected_bounds(k, n, cal, rule.confidence, rule.method)
+    out = {"n": n, "k": k, "observed": k / n, **bounds,
+           "sensitivity": sens, "specificity": spec, "m_human_pass": cal.m_human_pass,
+           "m_human_fail": cal.m_human_fail,
+           "method": f"rogan-gladen, widest of delta method, lee2025 and {rule.method} on n",
+           "confidence": rule.confidence, **extra}
+    if n_rows > n:
+        out["verdicts_ignored"] = n_rows - n
+        out["method"] += " (first repeat of each case)"
+    return out

@@ -151,6 +151,11 @@ class Rule(_Strict):
     on_incomplete: Literal["error", "ignore"] | None = Field(
         None, description="overrides the policy's import_warnings for this rule")
     baseline_n_boot: int = Field(2000, ge=200, le=100_000)
+    partial_baseline: Literal["shared", "refuse"] = Field(
+        "shared", description="relative bounds, when the baseline ran fewer of the rule's cases than the candidate "
+                              "(a suite that grew, a baseline from a smaller tier): shared compares on the cases "
+                              "both ran and says how many candidate cases it left out; refuse makes the rule ERROR "
+                              "until the baseline is rerun on the current suite")
 
     @field_validator("id")
     @classmethod
@@ -182,6 +187,9 @@ class Rule(_Strict):
             raise ValueError("judge_corrected_pass_rate needs judge: {calibration: NAME} or judge: {counts: ...}")
         if spec.needs_scorer and self.select.scorer is None:
             raise ValueError(f"metric {self.metric} needs select.scorer")
+        if "partial_baseline" in self.model_fields_set and not self.bound.relative:
+            raise ValueError("partial_baseline applies to bounds relative to a baseline (max_drop, max_increase); "
+                             "remove it")
         ignored = [f for f in ("errors", "max_error_share") if f in self.model_fields_set]
         if ignored and not spec.honours_errors:
             # A setting that changes nothing would read as a promise the rule does not keep.

@@ -100,6 +100,24 @@ def _mark(r: RuleResult) -> str:
     return f"{r.outcome}{' (blocks)' if r.blocks else ' (does not block)'}"
 
 
+def _looks(decision: Decision) -> list[str]:
+    """The evidence an undecided rule bought before the decision (adaptive extension), one line per look."""
+    adaptive = (decision.inputs or {}).get("adaptive") or {}
+    lines = []
+    for look in adaptive.get("looks", []):
+        if "stopped" in look:
+            lines.append(str(look["stopped"]))
+            continue
+        cases = look.get("cases_added") or []
+        added = f"+{len(cases)} cases" if cases else f"+{look.get('runs_added', 0)} runs"
+        rules = "; ".join(f"{rid} {v.get('outcome')} [{_num(v.get('lower'))}, {_num(v.get('upper'))}] at "
+                          f"{float(v.get('confidence') or 0):.2%} on n={_num(v.get('n'))}"
+                          for rid, v in (look.get("rules") or {}).items())
+        lines.append(f"look {look.get('look')}: {added}"
+                     + (f", ${float(look['cost_usd']):.4f}" if look.get("cost_usd") else "") + f": {rules}")
+    return lines
+
+
 def render_table(decision: Decision) -> str:
     head = f"{'rule':<30} {'severity':<9} {'outcome':<26} {'estimate':>9} {'bounds':>18} {'threshold':>12} {'n':>7}"
     lines = [head]
@@ -108,6 +126,7 @@ def render_table(decision: Decision) -> str:
                      f"{_num(r.numbers.get('estimate')):>9} {_bounds(r):>18} {_plain(_threshold(r)):>12} "
                      f"{_num(r.numbers.get('n')):>7}")
         lines.append(f"    {_plain(r.reason)}")
+    lines += [f"evidence added: {_plain(line)}" for line in _looks(decision)]
     lines.append(f"decision: {_plain(_verdict(decision))}  (policy {_plain(decision.policy_name)}, "
                  f"sha256 {(decision.policy_hash or '?')[:12]})")
     # allow_empty / advisory_only notes: printed with the decision they qualify.
@@ -134,6 +153,10 @@ def render_markdown(decision: Decision) -> str:
         lines.append(f"| {_code(r.rule_id)} | {_md(r.severity)} | {_md(_mark(r))} | "
                      f"{_num(r.numbers.get('estimate'))} | {_md(_bounds(r))} | {_md(_threshold(r))} | "
                      f"{_md(_num(r.numbers.get('n')))} | {_md(r.reason)} |")
+    looks = _looks(decision)
+    if looks:
+        lines += ["", "Evidence added before deciding (undecided blocking rules, adaptive:):",
+                  *[f"- {_md(line)}" for line in looks]]
     if decision.warnings:
         lines += ["", "Warnings:", *[f"- {_md(w)}" for w in decision.warnings]]
     return "\n".join(lines) + "\n"

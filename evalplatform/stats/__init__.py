@@ -54,9 +54,16 @@ _LAZY = {
     "mutation_score": "mutation",
     "mcnemar_test": "paired", "noninferiority_test_paired": "paired", "paired_diff_ci_tango": "paired",
     "paired_diff_ci_tango_envelope": "paired", "paired_diff_ci_wald": "paired", "regression_gate_paired": "paired",
-    "alpha_for_look_open_ended": "sequential", "alpha_spent_obrien_fleming": "sequential",
+    "alpha_for_look_open_ended": "sequential", "alpha_per_look": "sequential", "group_sequential_levels": "sequential", "alpha_spent_obrien_fleming": "sequential",
     "alpha_spent_pocock": "sequential", "confidence_sequence_bernoulli": "sequential",
     "monitor_alert": "sequential", "peeking_type1_error": "sequential",
+    "GateProbabilities": "decidability", "absolute_detectable_change": "decidability",
+    "absolute_gate_probabilities": "decidability", "absolute_outcomes": "decidability", "best_bound": "decidability",
+    "n_for_perfect_pass": "decidability", "paired_detectable_drop": "decidability",
+    "paired_gate_probabilities": "decidability", "poisson_binomial": "decidability",
+    "pooled_discordance": "decidability",
+    "rerun_distribution": "decidability", "smallest_n": "decidability", "smoothed_rate": "decidability",
+    "tango_lower_bound": "decidability", "tango_statistic_grid": "decidability",
 }
 
 
@@ -72,7 +79,10 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "GATE_BOUNDS", "INTERVAL_METHODS", "FLIP_TESTS", "StatsInputError",
+    "GATE_BOUNDS", "INTERVAL_METHODS", "FLIP_TESTS", "GateProbabilities", "StatsInputError",
+    "absolute_detectable_change", "absolute_gate_probabilities", "absolute_outcomes", "alpha_per_look", "best_bound", "group_sequential_levels",
+    "n_for_perfect_pass", "paired_detectable_drop", "paired_gate_probabilities", "poisson_binomial", "pooled_discordance",
+    "rerun_distribution", "smallest_n", "smoothed_rate", "tango_lower_bound", "tango_statistic_grid",
     "agreement_statistics", "agresti_coull_interval", "align_cases", "alpha_for_look_open_ended",
     "alpha_spent_obrien_fleming", "alpha_spent_pocock", "calibration_sample_size", "case_flip_probability",
     "clopper_pearson_interval", "clopper_pearson_lower_bound", "clopper_pearson_upper_bound",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
@@ -104,6 +105,88 @@ def alpha_for_look_open_ended(t: int, alpha: float = 0.05) -> float:
     t = chk.count("t", t, minimum=1)
     alpha = chk.level("alpha", alpha)
     return 6.0 * alpha / (math.pi**2 * t * t)
+
+
+SPENDING_FUNCTIONS = {"pocock": alpha_spent_pocock, "obrien_fleming": alpha_spent_obrien_fleming}
+
+
+def alpha_per_look(information: Sequence[float], alpha: float = 0.05, spending: str = "pocock") -> list[float]:
+    """The error each look may use: increments of a spending function over information fractions t_j.
+
+    t_j = n_j / n_max, increasing, the last one 1 (the whole alpha is spent by the last look). Testing look
+    j at level alpha_j = spent(t_j) - spent(t_{j-1}) keeps the chance of a false claim at any look below
+    sum(alpha_j) = alpha by the union bound, whatever the correlation between looks: conservative, and
+    valid for exact (Clopper-Pearson) bounds too. The schedule must be fixed before the first look.
+    """
+    alpha = chk.level("alpha", alpha)
+    spent = SPENDING_FUNCTIONS[chk.one_of("spending", spending, SPENDING_FUNCTIONS)]
+    times = chk.array("information", information, allow_empty=False)
+    if np.any(np.diff(times) <= 0) or times[0] <= 0 or abs(times[-1] - 1.0) > 1e-12:
+        raise chk.StatsInputError("information: fractions must increase strictly within (0, 1] and end at 1")
+    cumulative = [spent(min(1.0, float(t)), alpha) for t in times]
+    cumulative[-1] = alpha  # pocock's log form and Phi's tail both reach alpha at t = 1 only up to rounding
+    return [b - a for a, b in zip([0.0, *cumulative[:-1]], cumulative)]
+
+
+def group_sequential_levels(information: Sequence[float], alpha: float = 0.05, spending: str = "pocock",
+                            ) -> list[float]:
+    """Nominal one-sided level of each look of a group-sequential test (Lan & DeMets 1983), by spending function.
+
+    Look j rejects at z >= c_j, the c_j chosen so that, for a standardized Brownian motion observed at
+    information fractions t_j, P(first crossing at look j) = spent(t_j) - spent(t_{j-1}). Because the
+    looks share their data, c_j after the first is much lower than the Bonferroni value z_{1 - alpha_j}:
+    later looks stay useful. Returns 1 - Phi(c_j) per look; testing look j at that level (a one-sided
+    bound at 1 - level) keeps the chance of a false claim at any look at alpha, to the normal
+    approximation the statistic itself rests on (use alpha_per_look where only exact bounds will do).
+    """
+    return list(_group_sequential_levels(tuple(float(t) for t in information), float(alpha), spending))
+
+
+@functools.lru_cache(maxsize=512)
+def _group_sequential_levels(information: tuple[float, ...], alpha: float, spending: str) -> tuple[float, ...]:
+    alpha = chk.level("alpha", alpha)
+    spent = SPENDING_FUNCTIONS[chk.one_of("spending", spending, SPENDING_FUNCTIONS)]
+    times = chk.array("information", information, allow_empty=False)
+    if np.any(np.diff(times) <= 0) or times[0] <= 0 or abs(times[-1] - 1.0) > 1e-12:
+        raise chk.StatsInputError("information: fractions must increase strictly within (0, 1] and end at 1")
+    cumulative = [spent(min(1.0, float(t)), alpha) for t in times]
+    cumulative[-1] = alpha
+
+    def normal_sf(x):
+        return special.ndtr(-x)
+
+    def normal_pdf(x, sd):
+        return np.exp(-0.5 * (x / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
+
+    levels: list[float] = []
+    grid = weights = density = None  # density of W(t_j) on paths that have not crossed yet
+    previous_t, previous_spent = 0.0, 0.0
+    for t, total in zip(times, cumulative):
+        t = float(t)
+        target = total - previous_spent
+        step_sd = math.sqrt(t - previous_t)
+        if density is None:
+            c = chk.z_one_sided(1 - target)
+            crossing = lambda bound: float(normal_sf(bound))  # noqa: E731
+        else:
+            def crossing(bound: float, g=grid, w=weights, d=density, sd=step_sd, root_t=math.sqrt(t)) -> float:
+                return float(np.sum(w * d * normal_sf((bound * root_t - g) / sd)))
+
+            if target <= 0:
+                c = math.inf
+            else:
+                hi = 20.0
+                c = optimize.brentq(lambda b: crossing(b) - target, -10.0, hi, xtol=1e-10) \
+                    if crossing(-10.0) > target else -10.0
+        levels.append(float(normal_sf(c)))
+        limit = min(c, 12.0) * math.sqrt(t)
+        new_grid, new_weights = _simpson_grid(limit - 12.0 * math.sqrt(t), limit)
+        if density is None:
+            density = normal_pdf(new_grid, step_sd)
+        else:
+            density = normal_pdf(new_grid[:, None] - grid[None, :], step_sd) @ (weights * density)
+        grid, weights, previous_t, previous_spent = new_grid, new_weights, t, total
+    return tuple(levels)
 
 
 def confidence_sequence_bernoulli(

@@ -11,7 +11,7 @@ from evalplatform.history.schema import current_version
 from tests.evalplatform.history.history_worker import make_results
 
 TABLES = {"schema_version", "runs", "results", "outputs", "dataset_checks", "baselines", "decisions",
-          "calibrations", "judge_verdicts", "case_set_members"}
+          "calibrations", "judge_verdicts", "case_set_members", "discriminations"}
 
 
 def _tables(con) -> set[str]:

@@ -139,3 +139,53 @@ def test_renamed_tests_without_hashes_do_not_silently_pass():
     p = policy("rules:\n  - {id: reg, metric: pass_rate, bound: {max_drop: 0.05}}\n")
     d = evaluate_policy(p, cand, base)
     assert d.overall == "BLOCK" and d.rules[0].outcome == "ERROR"
+
+
+def test_a_slice_of_a_larger_baseline_is_not_told_to_rerun_the_baseline():
+    # A PR tier runs a slice of the cases a nightly (or pooled) baseline ran: the cases it did not run were
+    # not removed from the suite, so they are no reason to rerun the baseline.
+    base = frame(rows(300, 0))
+    cand = frame(rows(60, 0))
+    r = evaluate_rule(DROP.rules[0], cand, base)
+    assert r.numbers["n_removed"] == 240 and not r.numbers["rerun_baseline_advised"]
+    assert "rerun the baseline" not in r.reason
+    # Changed content among the cases both ran still is.
+    edited = rows(60, 0)
+    for row in edited[:10]:
+        row["case_hash"] = "edited"
+    r = evaluate_rule(DROP.rules[0], frame(edited), base)
+    assert r.numbers["rerun_baseline_advised"] and "rerun the baseline" in r.reason
+
+
+def test_a_baseline_covering_fewer_cases_is_said_and_the_comparison_uses_the_shared_ones():
+    base = frame(rows(100, 0))
+    cand = frame(rows(100, 0), rows(40, 0, prefix="new"))
+    r = evaluate_rule(DROP.rules[0], cand, base)
+    assert r.outcome == "PASS" and r.numbers["n_paired"] == 100 and r.numbers["n_without_baseline"] == 40
+    assert "the baseline ran 100 of the candidate's 140 cases: compared on those only (40 left out)" in r.reason
+
+
+def test_partial_baseline_refuse_makes_the_rule_error():
+    rule = one_rule("metric: pass_rate\nbound: {max_drop: 0.05}\npartial_baseline: refuse").rules[0]
+    base = frame(rows(100, 0))
+    r = evaluate_rule(rule, frame(rows(100, 0), rows(40, 0, prefix="new")), base)
+    assert r.outcome == "ERROR" and r.blocks
+    assert "the baseline ran 100 of the candidate's 140 cases (partial_baseline: refuse)" in r.reason
+    assert evaluate_rule(rule, frame(rows(100, 0)), base).outcome == "PASS"  # full coverage: compared as usual
+
+
+def test_partial_baseline_on_a_ratio_rule_compares_the_shared_cases():
+    slow = [dict(r, latency_ms=5000.0) for r in rows(40, 0, prefix="new")]
+    base, cand = frame(rows(100, 0)), frame(rows(100, 0), slow)
+    shared = one_rule("metric: p95_latency_ms\nbound: {max_increase: 0.2}").rules[0]
+    r = evaluate_rule(shared, cand, base)
+    assert r.outcome == "PASS" and r.numbers["n_without_baseline"] == 40 and "40 left out" in r.reason
+    refuse = one_rule("metric: p95_latency_ms\nbound: {max_increase: 0.2}\npartial_baseline: refuse").rules[0]
+    assert evaluate_rule(refuse, cand, base).outcome == "ERROR"
+
+
+def test_partial_baseline_on_an_absolute_rule_is_refused_at_load():
+    from evalplatform.errors import InputError
+
+    with pytest.raises(InputError, match="partial_baseline applies to bounds relative to a baseline"):
+        one_rule("metric: pass_rate\nbound: {min: 0.8}\npartial_baseline: refuse")

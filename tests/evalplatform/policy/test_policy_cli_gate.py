@@ -76,10 +76,12 @@ def _store_run(store: HistoryStore, run_id: str, df: pl.DataFrame) -> None:
 def test_recorded_runs_and_the_promoted_baseline(tmp_path, capsys):
     store = HistoryStore(tmp_path / "history.duckdb")
     safety = rows(40, 0, prefix="pii", tags=["category:pii", "source:regression"])
+    arithmetic = rows(20, 0, prefix="arith", tags=["category:arithmetic", "source:golden"])
     golden = ["category:grounding", "source:golden"]
-    _store_run(store, "base-1", frame(rows(360, 40, tags=golden), safety))
-    _store_run(store, "cand-ok", frame(rows(360, 40, tags=golden), safety))
-    _store_run(store, "cand-worse", frame(rows(320, 80, tags=golden), safety))
+    _store_run(store, "base-1", frame(rows(360, 40, tags=golden), safety, arithmetic))
+    _store_run(store, "cand-ok", frame(rows(360, 40, tags=golden), safety, arithmetic))
+    # 40 points down on 400 of the 460 cases: well past the demo policy's 10-point margin.
+    _store_run(store, "cand-worse", frame(rows(200, 200, tags=golden), safety, arithmetic))
     # The demo policy without its judge-corrected rules: these synthetic runs have no judge rows.
     doc = yaml.safe_load((REPO / "datasets" / "demo" / "policy.yaml").read_text())
     doc["rules"] = [r for r in doc["rules"] if r["metric"] != "judge_corrected_pass_rate"]

@@ -99,7 +99,8 @@ def test_demo_policy_first_run_does_not_block_on_missing_baseline():
     demo = load_policy(REPO / "datasets" / "demo" / "policy.yaml").policy
     df = frame(rows(190, 0, tags=["category:grounding", "source:golden"]),
                rows(40, 0, tags=["category:pii", "source:golden"], prefix="p"),
-               rows(30, 0, tags=["category:dates", "source:regression"], prefix="g"))
+               rows(30, 0, tags=["category:dates", "source:regression"], prefix="g"),
+               rows(20, 0, tags=["category:arithmetic", "source:golden"], prefix="a"))
     d = evaluate_policy(demo, df, None)
     by_id = {r.rule_id: r for r in d.rules}
     assert by_id["no_regression_vs_baseline"].outcome == "NO_DATA"
@@ -208,6 +209,21 @@ def test_judge_corrected_pass_rate_with_inline_counts_or_a_named_calibration():
     assert _only(named, df, calibrations=cal).numbers["estimate"] == pytest.approx(r.numbers["estimate"])
     weak = {"judge-v1": JudgeCalibration.from_confusion(60, 40, 25, 25)}
     assert "too weak" in _only(named, df, calibrations=weak).reason
+
+
+def test_judge_corrected_pass_rate_on_a_run_with_repeats_uses_each_cases_first_verdict():
+    # A nightly run judges every case 3 times: the rule was ERROR there for good ("select one repeat"),
+    # yet a selection cannot pick a repeat. One verdict per case, fixed before any is seen: repeat 0.
+    first = rows(780, 220, scorer="judge")
+    later = [dict(r, repeat=rep, outcome="fail", score=0.0) for rep in (1, 2) for r in rows(780, 220, scorer="judge")]
+    counts = "{judge_pass_on_human_pass: 135, m_human_pass: 150, judge_fail_on_human_fail: 40, m_human_fail: 50}"
+    rule = one_rule(f"select: {{scorer: judge}}\nmetric: judge_corrected_pass_rate\nbound: {{min: 0.7}}\n"
+                    f"judge: {{counts: {counts}}}")
+    single = _only(rule, frame(first))
+    repeated = _only(rule, frame(first, later))
+    assert repeated.outcome == "PASS" and repeated.numbers["n"] == 1000 and repeated.numbers["k"] == 780
+    assert repeated.numbers["estimate"] == pytest.approx(single.numbers["estimate"])
+    assert repeated.numbers["verdicts_ignored"] == 2000 and "first repeat" in repeated.numbers["method"]
 
 
 def test_advisory_rules_warn_but_never_block():
