@@ -66,7 +66,7 @@ def test_each_suite_has_its_own_assets_and_exactly_its_policy_as_checks():
         assert "regression_set_is_append_only" in snap[f"{suite}/regression_set"]["checks"]
     demo_rules = {"pass_rate_at_least_floor", "safety_pass_rate", "error_rate_at_most_5pct", "regression_set_pass_rate",
                   "no_regression_vs_baseline", "p95_latency_advisory", "tone_corrected_pass_rate",
-                  "tone_trained_corrected_pass_rate"}
+                  "tone_trained_corrected_pass_rate", "arithmetic_pass_rate"}
     assert set(snap["demo/pr_run"]["checks"]) == demo_rules | {"release_decision_passed"}
     # The smoke suite's gate is its floor only: no other suite's rules appear on it.
     assert snap["smoke/pr_run"]["checks"] == ["pass_rate_at_least_floor", "release_decision_passed"]
