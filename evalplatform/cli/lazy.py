@@ -21,6 +21,10 @@ VERBS: dict[str, tuple[str, str]] = {
     "baseline": ("evalplatform.cli.baseline", "show a suite's baseline per tier and who changed it, when and why"),
     "promote": ("evalplatform.cli.promote", "make a complete run its tier's baseline (a PASS run unless --force)"),
     "rollback": ("evalplatform.cli.rollback", "restore the baseline the current one replaced"),
+    "plan": ("evalplatform.cli.plan", "before a run: can each rule decide at the tier's size, and how often would "
+                                      "a no-change re-run be blocked?"),
+    "discriminate": ("evalplatform.cli.discriminate", "inject known degradations into a recorded run and measure "
+                                                      "how many the policy catches"),
     "schema": ("evalplatform.cli.schema", "export the JSON Schemas of suite, case and policy files"),
 }
 

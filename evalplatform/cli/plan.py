@@ -1,0 +1,31 @@
+"""`evalplatform plan`: before anything runs, can each rule of the suite's policy decide at the tier's size?"""
+
+from __future__ import annotations
+
+import click
+
+from evalplatform.cli import output
+from evalplatform.cli.audit import check_tier
+from evalplatform.errors import EXIT_PASS
+
+
+@click.command("plan")
+@click.option("--suite", required=True, help="suite name (datasets/NAME/suite.yaml) or a path to a suite.yaml")
+@click.option("--tier", metavar="TIER", help="pr or nightly (default: both)")
+def command(suite: str, tier: str | None) -> int:
+    """Per rule and tier: the cases it selects, the best bound a perfect result reaches, the chance that a
+    no-change re-run is blocked (at the baseline's own rate) and the smallest change it detects 80% of the time.
+    A blocking rule that cannot pass even with a perfect result is refused (exit 2, with the cases it needs)."""
+    from evalplatform.history import HistoryStore
+    from evalplatform.pipeline import resolve_suite
+    from evalplatform.planning import plan_table, plans_for_suite
+    from evalplatform.project import find_project
+
+    check_tier(tier)
+    project = find_project()
+    loaded = resolve_suite(project, suite)
+    plans = plans_for_suite(loaded, [tier] if tier else None, store=HistoryStore(project.history_path))
+    output.echo(plan_table(plans))
+    for plan in plans:
+        plan.check()  # InputError (exit 2) naming the policy file, the rule and the cases it needs
+    return EXIT_PASS
