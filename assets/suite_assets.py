@@ -21,6 +21,7 @@ from assets.config import ScoredRunConfig, run_config_for
 from assets.resources import EvalProject
 from evalplatform.errors import EvalPlatformError, InputError
 from evalplatform.request import ErrorRecord, RunOptions
+from evalplatform.run_view import md_cell
 
 TIERS = ("pr", "nightly")
 HISTORY_POOL = "history_writer"
@@ -153,6 +154,9 @@ def _run_asset(entry: SuiteEntry, tier: str, upstream: list[dg.AssetKey],
                                                     store=eval_project.store()))
         # Tags that make runs tell apart in the runs list (which model, which decision).
         context.instance.add_run_tags(context.run_id, {k: v for k, v in view.tags.items() if v})
+        for warning in view.warnings:
+            if warning.startswith("plan: "):
+                context.log.warning(warning)  # a rule that may block a no-change re-run at this size
         return dg.Output(view.value, metadata=_run_metadata(view, eval_project))
 
     return _run
@@ -179,6 +183,7 @@ def _run_metadata(view, eval_project: EvalProject) -> dict:
             + (" (the first 100; `evalplatform history show " + view.run_id + " --failures` lists all)"
                if view.n_failures > 100 else "") + "\n\n" + view.failures_md),
         "history": str(eval_project.project().history_path),
+        "warnings": dg.MetadataValue.md("\n".join(f"- {md_cell(w, 400)}" for w in view.warnings) or "none"),
     }
 
 

@@ -19,6 +19,7 @@ def decision_rich(decision: Any) -> list:
     verdict = (f"decision: {_verdict(decision)}  (policy {decision.policy_name}, "
                f"sha256 {(decision.policy_hash or '?')[:12]})")
     notes = [w for w in decision.warnings if w.startswith("decision: ")]
+    notes += [f"warning: {w}" for w in decision.warnings if w.startswith("plan: ")]
     return [table, output.text(verdict), *(output.text(n) for n in notes)]
 
 

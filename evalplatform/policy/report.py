@@ -127,6 +127,8 @@ def render_table(decision: Decision) -> str:
                      f"{_num(r.numbers.get('n')):>7}")
         lines.append(f"    {_plain(r.reason)}")
     lines += [f"evidence added: {_plain(line)}" for line in _looks(decision)]
+    # The plan's warnings (a rule whose false-block risk at this size is over 5%), made before the run.
+    lines += [f"warning: {_plain(w)}" for w in decision.warnings if w.startswith("plan: ")]
     lines.append(f"decision: {_plain(_verdict(decision))}  (policy {_plain(decision.policy_name)}, "
                  f"sha256 {(decision.policy_hash or '?')[:12]})")
     # allow_empty / advisory_only notes: printed with the decision they qualify.

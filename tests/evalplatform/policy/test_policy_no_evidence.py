@@ -94,3 +94,13 @@ def test_gate_exits_1_on_no_data_and_0_only_when_the_policy_allows_empty(tmp_pat
     lone.write_text("rules:\n  - {id: floor, metric: pass_rate, bound: {min: 0.5}, severity: advisory}\n")
     assert main(["gate", "--no-record", "--results", str(results), "--policy", str(lone)]) == 2
     assert "advisory.yaml: policy: no rule is blocking" in capsys.readouterr().err
+
+
+def test_the_plans_warnings_are_printed_with_the_decision():
+    from evalplatform.policy.evaluate import Decision, RuleResult
+    from evalplatform.policy.report import render_table
+
+    d = Decision("PASS", [RuleResult("floor", "pass_rate", "blocking", "PASS", False, "ok", {})], "p",
+                 warnings=["plan: rule floor: blocks a no-change re-run 12% of the time on the pr tier (20 cases)"])
+    text = render_table(d)
+    assert "warning: plan: rule floor: blocks a no-change re-run 12% of the time" in text
