@@ -84,10 +84,8 @@ def _pct(x: float | None) -> str:
 
 
 def decision_from_record(d: dict) -> Decision:
-    """A decision as stored in the history, back as the policy engine's object (for rendering)."""
-    return Decision(overall=d["overall"], rules=[RuleResult(**r) for r in d["rules"]],
-                    policy_name=str((d.get("inputs") or {}).get("policy", "policy")), policy_hash=d.get("policy_hash"),
-                    inputs=d.get("inputs") or {})
+    """A decision as stored in the history, back as the policy engine's typed record (for rendering)."""
+    return Decision.from_record(d)
 
 
 def render_summary(*, run: dict, results: pl.DataFrame, decision: Decision, history_path: str,

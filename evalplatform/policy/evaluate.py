@@ -7,8 +7,11 @@ bad rows, empty selections, missing baselines and internal failures become ERROR
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Iterable, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field
 
 import polars as pl
 
@@ -22,36 +25,72 @@ REQUIRED = ("case_id", "repeat", "scorer", "outcome")
 IDENTITY = ["case_id", "repeat", "scorer"]
 
 
-@dataclass
-class RuleResult:
+class Outcome(StrEnum):
+    """A rule's outcome; only PASS is a demonstrated pass."""
+
+    PASS = "PASS"
+    FAIL = "FAIL"
+    INCONCLUSIVE = "INCONCLUSIVE"
+    NO_DATA = "NO_DATA"
+    ERROR = "ERROR"
+
+
+class Overall(StrEnum):
+    """A decision's verdict: PASS, BLOCK (a rule blocks), NO_DATA (nothing was demonstrated)."""
+
+    PASS = "PASS"
+    BLOCK = "BLOCK"
+    NO_DATA = "NO_DATA"
+
+
+class _Positional(BaseModel):
+    """Fields may also be given in order (as the dataclasses these records replace took them)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        if args:
+            kwargs.update(zip(type(self).model_fields, args))
+        super().__init__(**kwargs)
+
+
+class RuleResult(_Positional):
+    """One rule's outcome with its numbers: the record every report, check and history row is made from."""
+
+    model_config = ConfigDict(extra="ignore")
+
     rule_id: str
     metric: str
     severity: str
-    outcome: str  # PASS | FAIL | INCONCLUSIVE | NO_DATA | ERROR
+    outcome: Outcome
     blocks: bool
     reason: str
-    numbers: dict[str, Any] = field(default_factory=dict)
+    numbers: dict[str, Any] = Field(default_factory=dict)
     description: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.model_dump(mode="json")
 
 
-@dataclass
-class Decision:
+class Decision(_Positional):
     """PASS only when a blocking rule had data and passed and none blocks (or the policy allows an
-    empty decision); BLOCK when a rule blocks; NO_DATA when nothing was demonstrated. Only PASS passes."""
+    empty decision); BLOCK when a rule blocks; NO_DATA when nothing was demonstrated. Only PASS passes.
 
-    overall: str  # PASS | BLOCK | NO_DATA
+    A typed, versioned record: `to_dict()` is what the history and the JSON report store, and
+    `Decision.from_record` is the one way to rebuild a decision from what was stored.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    overall: Overall
     rules: list[RuleResult]
     policy_name: str
     policy_hash: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    inputs: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    schema_version: Literal[1] = 1
 
     @property
     def passed(self) -> bool:
-        return self.overall == "PASS"
+        return self.overall == Overall.PASS
 
     @property
     def blocked(self) -> bool:
@@ -59,8 +98,20 @@ class Decision:
         return not self.passed
 
     def to_dict(self) -> dict[str, Any]:
-        return {"overall": self.overall, "policy": self.policy_name, "policy_hash": self.policy_hash,
-                "inputs": self.inputs, "warnings": list(self.warnings), "rules": [r.to_dict() for r in self.rules]}
+        return {"schema_version": self.schema_version, "overall": str(self.overall), "policy": self.policy_name,
+                "policy_hash": self.policy_hash, "inputs": self.inputs, "warnings": list(self.warnings),
+                "rules": [r.to_dict() for r in self.rules]}
+
+    @classmethod
+    def from_record(cls, stored: Mapping[str, Any]) -> "Decision":
+        """A decision as stored (a history `decisions` row decoded, or `to_dict()`/JSON report output)."""
+        inputs = stored.get("inputs") or {}
+        name = stored.get("policy") or stored.get("policy_name") or inputs.get("policy") or "policy"
+        warnings = list(stored.get("warnings") or [])
+        if not warnings and inputs.get("plan_warnings"):
+            warnings = [f"plan: {w}" for w in inputs["plan_warnings"]]
+        return cls(overall=stored["overall"], rules=[RuleResult.model_validate(r) for r in stored.get("rules") or []],
+                   policy_name=str(name), policy_hash=stored.get("policy_hash"), warnings=warnings, inputs=inputs)
 
 
 @dataclass

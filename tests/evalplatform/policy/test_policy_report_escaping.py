@@ -134,7 +134,16 @@ def test_terminal_table_strips_control_characters():
     assert "\x1b" not in table and "\x07" not in table and "red" in table
 
 
-@pytest.mark.parametrize("overall", ["NO_DATA", "BLOCK", "SOMETHING_NEW"])
+def test_a_decision_with_an_unknown_verdict_cannot_be_made():
+    # A verdict other than PASS, BLOCK or NO_DATA is refused when the record is built: a report can never
+    # be asked to render one (and a stored one does not load).
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        _decision("x", overall="SOMETHING_NEW", blocks=False)
+
+
+@pytest.mark.parametrize("overall", ["NO_DATA", "BLOCK"])
 def test_a_decision_that_is_not_pass_never_renders_as_passed(overall):
     # No rule blocks, yet the decision is not PASS: the reports must say so, not show a green gate.
     decision = _decision("x", overall=overall, blocks=False)
