@@ -230,7 +230,7 @@ _SPAN_COLUMNS = {
     "input": pl.Utf8, "output": pl.Utf8, "retrieval": pl.Boolean, "docs": pl.List(pl.Utf8), "model": pl.Utf8,
     "session_id": pl.Utf8, "release": pl.Utf8, "service": pl.Utf8, "feedback": pl.Utf8, "error": pl.Boolean,
     "error_message": pl.Utf8, "tags": pl.List(pl.Utf8), "regeneration": pl.Boolean, "abandoned": pl.Boolean,
-    "turn": pl.Int64,
+    "turn": pl.Int64, "feedback_only": pl.Boolean,
 }
 
 
@@ -336,7 +336,10 @@ def _add_span(span: Span, rows: SpanRows, service: Any, release: Any) -> None:
             abandoned = True
         elif name == "exception" and error_message is None:
             error_message = ea.get("exception.message") or ea.get("exception.type")
-    if span.name in ("feedback", "user_feedback") or any(k in a for k in ("feedback.value", "user.feedback")):
+    # A span that only carries the user's reaction (sent after the reply) is not part of the turn's timing.
+    feedback_only = span.name in ("feedback", "user_feedback") or (
+        any(k in a for k in ("feedback.value", "user.feedback")) and not genai)
+    if feedback_only or any(k in a for k in ("feedback.value", "user.feedback")):
         feedback = next((f for f in (feedback_value(a.get(k)) for k in FEEDBACK_KEYS) if f), feedback)
     regeneration = regeneration or _truthy(a.get("evalplatform.regeneration")) or _truthy(a.get("app.regenerate"))
     abandoned = abandoned or _truthy(a.get("session.abandoned"))
@@ -383,6 +386,7 @@ def _add_span(span: Span, rows: SpanRows, service: Any, release: Any) -> None:
         retrieval=retrieval, docs=docs, model=_str(model), session_id=_str(session), release=_str(release),
         service=_str(service), feedback=feedback, error=error, error_message=_str(error_message), tags=tags or None,
         regeneration=regeneration, abandoned=abandoned, turn=turn if isinstance(turn, int) else None,
+        feedback_only=feedback_only,
     )
 
 
@@ -401,7 +405,8 @@ def spans_to_traces(spans: pl.DataFrame) -> tuple[pl.DataFrame, int]:
 
     grouped = ordered.group_by("trace_id", maintain_order=True).agg(
         pl.col("genai").any().alias("genai"),
-        pl.col("start").min().alias("start"), pl.col("end").max().alias("end"),
+        pl.col("start").filter(~pl.col("feedback_only")).min().alias("start"),
+        pl.col("end").filter(~pl.col("feedback_only")).max().alias("end"),
         first("input"),
         # The turn's reply: the highest-ranked span's output (the root's, else the last LLM call's).
         pl.col("output").drop_nulls().first().alias("output"),
