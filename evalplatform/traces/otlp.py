@@ -227,33 +227,29 @@ def _nanos(v: int | str | None) -> int | None:
 _RANK_ROOT, _RANK_AGENT, _RANK_LLM, _RANK_OTHER = 0, 1, 2, 3
 _SPAN_COLUMNS = {
     "trace_id": pl.Utf8, "rank": pl.Int8, "start": pl.Int64, "end": pl.Int64, "genai": pl.Boolean,
-    "input": pl.Utf8, "output": pl.Utf8, "retrieval": pl.Boolean, "docs": pl.List(pl.Utf8), "model": pl.Utf8,
+    "input": pl.Utf8, "output": pl.Utf8, "retrieval": pl.Boolean, "docs": pl.Utf8, "model": pl.Utf8,
     "session_id": pl.Utf8, "release": pl.Utf8, "service": pl.Utf8, "feedback": pl.Utf8, "error": pl.Boolean,
-    "error_message": pl.Utf8, "tags": pl.List(pl.Utf8), "regeneration": pl.Boolean, "abandoned": pl.Boolean,
+    "error_message": pl.Utf8, "tags": pl.Utf8, "regeneration": pl.Boolean, "abandoned": pl.Boolean,
     "turn": pl.Int64, "feedback_only": pl.Boolean,
 }
+_NAMES = tuple(_SPAN_COLUMNS)
+# List fields travel as one text per span (joined by a unit separator) and are split once, in polars.
+SEP = "\x1f"
 
 
 @dataclass
 class SpanRows:
-    """Columns of one row per span, filled span by span and turned into frames every CHUNK spans."""
+    """One tuple per span, turned into a frame every CHUNK spans (Python objects do not pile up)."""
 
-    CHUNK = 200_000
-    cols: dict[str, list] = field(default_factory=lambda: {k: [] for k in _SPAN_COLUMNS})
+    CHUNK = 250_000
+    rows: list[tuple] = field(default_factory=list)
     frames: list[pl.DataFrame] = field(default_factory=list)
     n_spans: int = 0
 
     def flush(self) -> None:
-        if self.cols["trace_id"]:
-            self.frames.append(pl.DataFrame(self.cols, schema=_SPAN_COLUMNS))
-            self.cols = {k: [] for k in _SPAN_COLUMNS}
-
-    def add(self, **row: Any) -> None:
-        for k, lst in self.cols.items():
-            lst.append(row.get(k))
-        self.n_spans += 1
-        if len(self.cols["trace_id"]) >= self.CHUNK:
-            self.flush()
+        if self.rows:
+            self.frames.append(pl.DataFrame(self.rows, schema=_SPAN_COLUMNS, orient="row"))
+            self.rows = []
 
     def frame(self) -> pl.DataFrame:
         self.flush()
@@ -264,50 +260,70 @@ def add_traces_data(data: TracesData, rows: SpanRows) -> None:
     """Every span of one decoded line, as span rows (the fields each span states about its turn)."""
     for rs in data.resource_spans or ():
         res = attributes(rs.resource.attributes) if rs.resource else {}
-        service, release = res.get("service.name"), res.get("service.version")
+        service, release = _str(res.get("service.name")), _str(res.get("service.version"))
         for ss in rs.scope_spans:
             for span in ss.spans:
-                _add_span(span, rows, service, release)
+                rows.rows.append(_span_row(span, service, release))
+        if len(rows.rows) >= rows.CHUNK:
+            rows.flush()
+    rows.n_spans = sum(f.height for f in rows.frames) + len(rows.rows)
 
 
-def _add_span(span: Span, rows: SpanRows, service: Any, release: Any) -> None:
+_INDEXED_PREFIXES = ("llm.input_messages.", "llm.output_messages.", "retrieval.documents.")
+
+
+def _span_row(span: Span, service: str | None, release: str | None) -> tuple:
     a: dict[str, Any] = {}
-    indexed: dict[str, dict[int, dict[str, Any]]] = {}
+    indexed: dict[str, dict[int, dict[str, Any]]] | None = None
+    genai = False
     for kv in span.attributes:
-        v = value_of(kv.value)
-        m = _OI_INDEXED.match(kv.key)
-        if m:
-            indexed.setdefault(m.group(1), {}).setdefault(int(m.group(2)), {})[m.group(3)] = v
-        else:
-            a[kv.key] = v
-    genai = bool(indexed) or any(k.startswith(_GENAI_MARKERS) for k in a)
-    oi_kind = str(a.get("openinference.span.kind") or "").upper()
-    operation = str(a.get("gen_ai.operation.name") or "")
-    input_text = a.get("input.value") if isinstance(a.get("input.value"), str) else None
-    output_text = a.get("output.value") if isinstance(a.get("output.value"), str) else None
-    if input_text is None:
-        input_text = _last_user_text(a.get("gen_ai.input.messages")) if "gen_ai.input.messages" in a else None
+        key, v = kv.key, kv.value
+        if v is None:
+            continue
+        value = v.string_value if v.string_value is not None else value_of(v)
+        if not genai and key.startswith(_GENAI_MARKERS):
+            genai = True
+        if key.startswith(_INDEXED_PREFIXES):
+            m = _OI_INDEXED.match(key)
+            if m:
+                indexed = indexed or {}
+                indexed.setdefault(m.group(1), {}).setdefault(int(m.group(2)), {})[m.group(3)] = value
+                continue
+        a[key] = value
+    get = a.get
+    oi_kind = get("openinference.span.kind")
+    oi_kind = oi_kind.upper() if isinstance(oi_kind, str) else ""
+    operation = get("gen_ai.operation.name") or ""
+    input_text = get("input.value")
+    output_text = get("output.value")
+    if not isinstance(input_text, str):
+        input_text = None
+    if not isinstance(output_text, str):
+        output_text = None
+    if input_text is None and "gen_ai.input.messages" in a:
+        input_text = _last_user_text(a["gen_ai.input.messages"])
     if output_text is None and "gen_ai.output.messages" in a:
-        output_text = _first_reply_text(a.get("gen_ai.output.messages"))
+        output_text = _first_reply_text(a["gen_ai.output.messages"])
     if input_text is None and "gen_ai.prompt" in a:
         input_text = _last_user_text(a["gen_ai.prompt"])
-    if output_text is None and isinstance(a.get("gen_ai.completion"), str):
+    if output_text is None and isinstance(get("gen_ai.completion"), str):
         output_text = _first_reply_text(a["gen_ai.completion"]) or a["gen_ai.completion"]
-    for group in ("llm.input_messages", "gen_ai.prompt"):
-        msgs = indexed.get(group)
+    if indexed:
+        msgs = indexed.get("llm.input_messages")
         if input_text is None and msgs:
             users = [m for _, m in sorted(msgs.items()) if m.get("message.role", "user") == "user"]
             input_text = next((m.get("message.content") for m in reversed(users) if m.get("message.content")), None)
-    out_msgs = indexed.get("llm.output_messages")
-    if output_text is None and out_msgs:
-        output_text = next((m.get("message.content") for _, m in sorted(out_msgs.items())
-                            if m.get("message.content") is not None), None)
-    for key in [k for k in a if k.startswith("gen_ai.prompt.") and k.endswith(".content")]:
-        genai = True
-        if input_text is None and a.get(key.replace(".content", ".role"), "user") == "user":
-            input_text = a[key]
-    if output_text is None and isinstance(a.get("gen_ai.completion.0.content"), str):
-        output_text = a["gen_ai.completion.0.content"]
+        out_msgs = indexed.get("llm.output_messages")
+        if output_text is None and out_msgs:
+            output_text = next((m.get("message.content") for _, m in sorted(out_msgs.items())
+                                if m.get("message.content") is not None), None)
+    if input_text is None or output_text is None:
+        for key in [k for k in a if k.startswith("gen_ai.prompt.") and k.endswith(".content")]:
+            genai = True
+            if input_text is None and get(key.replace(".content", ".role"), "user") == "user":
+                input_text = a[key]
+        if output_text is None and isinstance(get("gen_ai.completion.0.content"), str):
+            output_text, genai = a["gen_ai.completion.0.content"], True
 
     feedback, regeneration, abandoned, error_message = None, False, False, None
     for event in span.events:
@@ -336,38 +352,44 @@ def _add_span(span: Span, rows: SpanRows, service: Any, release: Any) -> None:
             abandoned = True
         elif name == "exception" and error_message is None:
             error_message = ea.get("exception.message") or ea.get("exception.type")
+    has_feedback_attr = "feedback.value" in a or "user.feedback" in a
     # A span that only carries the user's reaction (sent after the reply) is not part of the turn's timing.
-    feedback_only = span.name in ("feedback", "user_feedback") or (
-        any(k in a for k in ("feedback.value", "user.feedback")) and not genai)
-    if feedback_only or any(k in a for k in ("feedback.value", "user.feedback")):
-        feedback = next((f for f in (feedback_value(a.get(k)) for k in FEEDBACK_KEYS) if f), feedback)
-    regeneration = regeneration or _truthy(a.get("evalplatform.regeneration")) or _truthy(a.get("app.regenerate"))
-    abandoned = abandoned or _truthy(a.get("session.abandoned"))
+    feedback_only = span.name in ("feedback", "user_feedback") or (has_feedback_attr and not genai)
+    if feedback_only or has_feedback_attr:
+        feedback = next((f for f in (feedback_value(get(k)) for k in FEEDBACK_KEYS) if f), feedback)
+    if "evalplatform.regeneration" in a or "app.regenerate" in a:
+        regeneration = regeneration or _truthy(get("evalplatform.regeneration")) or _truthy(get("app.regenerate"))
+    if "session.abandoned" in a:
+        abandoned = abandoned or _truthy(a["session.abandoned"])
 
-    retrieval = oi_kind == "RETRIEVER" or operation == "retrieval" or "retrieval.documents" in indexed \
+    retrieval = oi_kind == "RETRIEVER" or operation == "retrieval" or bool(indexed and "retrieval.documents" in indexed) \
         or "gen_ai.retrieval.documents" in a
     docs = None
     if retrieval:
-        docs = [str(d.get("document.content") or d.get("document.id") or "") for _, d in
-                sorted(indexed.get("retrieval.documents", {}).items())]
-        docs += _documents(a.get("gen_ai.retrieval.documents"))
+        found = [str(d.get("document.content") or d.get("document.id") or "") for _, d in
+                 sorted((indexed or {}).get("retrieval.documents", {}).items())]
+        found += _documents(get("gen_ai.retrieval.documents"))
+        docs = SEP.join(d.replace(SEP, " ") for d in found)
 
     status = span.status
     error = status is not None and status.code in STATUS_ERROR
     if error:
-        error_message = error_message or status.message or a.get("error.type") or "error status"
-    elif a.get("error.type"):
+        error_message = error_message or status.message or get("error.type") or "error status"
+    elif get("error.type"):
         error, error_message = True, str(a["error.type"])
 
-    tags: list[str] = []
-    for key in ("tag.tags", "evalplatform.tags"):
-        raw = a.get(key)
-        if isinstance(raw, str):
-            raw = [t.strip() for t in raw.split(",")]
-        if isinstance(raw, list):
-            tags += [str(t) for t in raw if t not in (None, "")]
-    if a.get("evalplatform.category"):
-        tags.append(f"category:{a['evalplatform.category']}")
+    tags = None
+    if "tag.tags" in a or "evalplatform.tags" in a or "evalplatform.category" in a:
+        found_tags: list[str] = []
+        for key in ("tag.tags", "evalplatform.tags"):
+            raw = get(key)
+            if isinstance(raw, str):
+                raw = [t.strip() for t in raw.split(",")]
+            if isinstance(raw, list):
+                found_tags += [str(t) for t in raw if t not in (None, "")]
+        if get("evalplatform.category"):
+            found_tags.append(f"category:{a['evalplatform.category']}")
+        tags = SEP.join(found_tags) if found_tags else None
 
     if not span.parent_span_id:
         rank = _RANK_ROOT
@@ -377,17 +399,13 @@ def _add_span(span: Span, rows: SpanRows, service: Any, release: Any) -> None:
         rank = _RANK_LLM
     else:
         rank = _RANK_OTHER
-    model = a.get("gen_ai.request.model") or a.get("gen_ai.response.model") or a.get("llm.model_name")
-    session = a.get("gen_ai.conversation.id") or a.get("session.id")
-    turn = a.get("evalplatform.turn")
-    rows.add(
-        trace_id=span.trace_id.lower(), rank=rank, start=_nanos(span.start_time_unix_nano),
-        end=_nanos(span.end_time_unix_nano), genai=genai, input=_str(input_text), output=_str(output_text),
-        retrieval=retrieval, docs=docs, model=_str(model), session_id=_str(session), release=_str(release),
-        service=_str(service), feedback=feedback, error=error, error_message=_str(error_message), tags=tags or None,
-        regeneration=regeneration, abandoned=abandoned, turn=turn if isinstance(turn, int) else None,
-        feedback_only=feedback_only,
-    )
+    model = get("gen_ai.request.model") or get("gen_ai.response.model") or get("llm.model_name")
+    session = get("gen_ai.conversation.id") or get("session.id")
+    turn = get("evalplatform.turn")
+    return (span.trace_id.lower(), rank, _nanos(span.start_time_unix_nano), _nanos(span.end_time_unix_nano), genai,
+            _str(input_text), _str(output_text), retrieval, docs, _str(model), _str(session), release, service,
+            feedback, error, _str(error_message), tags, regeneration, abandoned,
+            turn if isinstance(turn, int) and not isinstance(turn, bool) else None, feedback_only)
 
 
 def _str(v: Any) -> str | None:
@@ -398,7 +416,11 @@ def spans_to_traces(spans: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     """One row per trace id that has a GenAI/OpenInference span; returns (rows, traces skipped)."""
     if spans.height == 0:
         return pl.DataFrame(), 0
-    ordered = spans.filter(pl.col("trace_id") != "").sort(["trace_id", "rank", "start"], nulls_last=True)
+    ordered = spans.filter(pl.col("trace_id") != "").with_columns(
+        pl.when(pl.col("docs") == "").then(pl.lit([], dtype=pl.List(pl.Utf8)))
+        .otherwise(pl.col("docs").str.split(SEP)).alias("docs"),
+        pl.col("tags").str.split(SEP).alias("tags"),
+    ).sort(["trace_id", "rank", "start"], nulls_last=True)
 
     def first(name: str) -> pl.Expr:
         return pl.col(name).drop_nulls().first().alias(name)

@@ -28,7 +28,10 @@ def _normalized(col: str) -> pl.Expr:
 
 def derive_signals(frame: pl.DataFrame) -> pl.DataFrame:
     """Add the derived signals to `signals` (vocabulary order, no duplicates) and a boolean `flagged`."""
-    ordered = frame.with_row_index("__pos").with_columns(_normalized("input").alias("__norm"))
+    frame = frame.with_row_index("__pos")
+    # Only turns of sessions with more than one turn can be retried; the text work is done for those alone.
+    multi = frame.filter(pl.col("session_id").is_not_null() & (pl.len().over("session_id") > 1))
+    ordered = multi.with_columns(_normalized("input").alias("__norm"))
     ordered = ordered.with_columns(pl.col("__norm").str.split(" ").list.unique().alias("__words"))
     ordered = ordered.sort(["session_id", "turn", "timestamp", "trace_id"], nulls_last=True)
     in_session = pl.col("session_id").is_not_null()
@@ -44,10 +47,10 @@ def derive_signals(frame: pl.DataFrame) -> pl.DataFrame:
         similar = nxt_norm.is_not_null() & ~same & (inter >= REPHRASE_SIMILARITY * union) & (union > 0)
         regenerated = regenerated | (in_session & (same | nxt_regen))
         rephrased = rephrased | (in_session & similar)
-    derived = ordered.with_columns(
-        regenerated.fill_null(False).alias("__regenerated"),
-        rephrased.fill_null(False).alias("__rephrased"),
-    ).sort("__pos")
+    retried = ordered.select("__pos", regenerated.fill_null(False).alias("__regenerated"),
+                             rephrased.fill_null(False).alias("__rephrased"))
+    derived = frame.join(retried, on="__pos", how="left").with_columns(
+        pl.col("__regenerated").fill_null(False), pl.col("__rephrased").fill_null(False)).sort("__pos")
     flags = {
         "thumbs_down": pl.col("feedback") == "down",
         "regenerated": pl.col("__regenerated"),
@@ -66,4 +69,4 @@ def derive_signals(frame: pl.DataFrame) -> pl.DataFrame:
     ]).list.drop_nulls()
     out = derived.with_columns(ordered_signals.alias("signals"))
     return out.with_columns((pl.col("signals").list.len() > 0).alias("flagged")).drop(
-        "__pos", "__norm", "__words", "__regenerated", "__rephrased")
+        "__pos", "__regenerated", "__rephrased")
