@@ -11,7 +11,10 @@ from evalplatform.history.schema import current_version
 from tests.evalplatform.history.history_worker import make_results
 
 TABLES = {"schema_version", "runs", "results", "outputs", "dataset_checks", "baselines", "decisions",
-          "calibrations", "judge_verdicts", "case_set_members"}
+          "calibrations", "judge_verdicts", "case_set_members",
+          # v7: production monitoring
+          "trace_batches", "trace_population", "sampled_traces", "trace_results", "monitor_values", "review_queue",
+          "failure_categories"}
 
 
 def _tables(con) -> set[str]:
