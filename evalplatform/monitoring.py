@@ -226,10 +226,10 @@ def monitor_report(project, suite: str, *, all_scopes: bool = False, history: in
     if history:
         past = mstore.monitor_values(setup.name).filter(pl.col("slo_id").is_not_null())
         lines.append(f"  history (last {history} values per SLO):")
-        for slo_id, part in past.group_by("slo_id", maintain_order=True):
+        for (slo_id,), part in past.group_by(["slo_id"], maintain_order=True):
             for r in part.tail(history).iter_rows(named=True):
-                lines.append(f"    {r['computed_at']:%Y-%m-%d %H:%M:%S}  {slo_id[0] if isinstance(slo_id, tuple) else slo_id:<24}"
-                             f" {r['segment']:<14} {r['status']:<8} upper(av) {_pct(r['av_upper'])}  n={r['n_sampled']}")
+                lines.append(f"    {r['computed_at']:%Y-%m-%d %H:%M:%S}  {slo_id:<24} {r['segment']:<14} "
+                             f"{r['status']:<8} upper(av) {_pct(r['av_upper'])}  n={r['n_sampled']}")
     batches = mstore.batches(setup.name, limit=5)
     if batches:
         lines.append("Recent trace batches:")

@@ -182,7 +182,7 @@ def format_item(item: dict[str, Any], results: list[dict[str, Any]] | None = Non
              f"why: {'; '.join(item.get('reasons') or []) or '-'}",
              f"tags: {', '.join(item.get('tags') or []) or '-'}   session: {item.get('session_id') or '-'}",
              "", "user:", f"  {item.get('input') or ''}", "", "reply:",
-             f"  {item.get('output') if item.get('output') is not None else '(no reply: ' + str(item.get('trace_error')) + ')'}"]
+             "  " + (item["output"] if item.get("output") is not None else f"(no reply: {item.get('trace_error')})")]
     docs = item.get("retrieved_context")
     if docs is not None:
         lines += ["", f"retrieved ({len(docs)}):"] + [f"  - {d[:120]}" for d in docs[:3]]

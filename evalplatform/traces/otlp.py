@@ -362,8 +362,8 @@ def _span_row(span: Span, service: str | None, release: str | None) -> tuple:
     if "session.abandoned" in a:
         abandoned = abandoned or _truthy(a["session.abandoned"])
 
-    retrieval = oi_kind == "RETRIEVER" or operation == "retrieval" or bool(indexed and "retrieval.documents" in indexed) \
-        or "gen_ai.retrieval.documents" in a
+    retrieval = (oi_kind == "RETRIEVER" or operation == "retrieval" or "gen_ai.retrieval.documents" in a
+                 or bool(indexed and "retrieval.documents" in indexed))
     docs = None
     if retrieval:
         found = [str(d.get("document.content") or d.get("document.id") or "") for _, d in
@@ -438,7 +438,8 @@ def spans_to_traces(spans: pl.DataFrame) -> tuple[pl.DataFrame, int]:
         pl.col("feedback").drop_nulls().alias("feedbacks"),
         pl.col("error").any().alias("error_status"),
         first("error_message"),
-        pl.col("tags").drop_nulls().list.explode(keep_nulls=False, empty_as_null=False).unique(maintain_order=True).alias("tags"),
+        pl.col("tags").drop_nulls().list.explode(keep_nulls=False, empty_as_null=False)
+        .unique(maintain_order=True).alias("tags"),
         pl.col("regeneration").any().alias("is_regeneration"),
         pl.col("abandoned").any().alias("abandoned"),
     )
