@@ -145,9 +145,18 @@ def ingest(setup: TraceSetup, store: HistoryStore, file_name: str, *, now: dt.da
     except InputError as err:
         problem = {"stage": "read", "column": err.field, "description": err.message, "fix": err.fix}
         return _refuse(setup, mstore, path, base, None, [problem], str(err), {})
-    if setup.monitors.traces.services and raw.frame is not None and "service" in raw.frame.columns:
-        raw.frame = raw.frame.filter(pl.col("service").is_in(setup.monitors.traces.services))
-        raw.n_rows = raw.frame.height
+    services = setup.monitors.traces.services
+    if services:
+        # A shared folder: this suite's traces are those of its services (service.name).
+        if raw.frame is not None:
+            keep = raw.frame["service"].is_in(services) if "service" in raw.frame.columns else None
+            raw.frame = raw.frame.filter(keep) if keep is not None else raw.frame.clear()
+            raw.n_rows = raw.frame.height
+        elif raw.columns is not None:
+            rows = [i for i, s in enumerate(raw.columns.get("service") or [None] * raw.n_rows) if s in services]
+            raw.columns = {k: [v[i] for i in rows] for k, v in raw.columns.items()}
+            raw.lines = [raw.lines[i] for i in rows] if raw.lines else raw.lines
+            raw.n_rows = len(rows)
         if raw.n_rows == 0:
             return _refuse(setup, mstore, path, base, raw.kind, [{
                 "stage": "read", "column": "service", "description": "no trace of the services "
