@@ -34,19 +34,21 @@ def derive_signals(frame: pl.DataFrame) -> pl.DataFrame:
     ordered = multi.with_columns(_normalized("input").alias("__norm"))
     ordered = ordered.with_columns(pl.col("__norm").str.split(" ").list.unique().alias("__words"))
     ordered = ordered.sort(["session_id", "turn", "timestamp", "trace_id"], nulls_last=True)
-    in_session = pl.col("session_id").is_not_null()
+    # Sorted by session then time, "the k-th next turn of the same session" is a shift with a same-session
+    # guard: no window per session (hundreds of thousands of tiny groups are slow to window over).
     regenerated = pl.lit(False)
     rephrased = pl.lit(False)
     for k in range(1, LOOKAHEAD_TURNS + 1):
-        nxt_norm = pl.col("__norm").shift(-k).over("session_id")
-        nxt_regen = pl.col("is_regeneration").shift(-k).over("session_id").fill_null(False)
-        nxt_words = pl.col("__words").shift(-k).over("session_id")
-        same = nxt_norm.is_not_null() & (nxt_norm == pl.col("__norm"))
+        same_session = pl.col("session_id").shift(-k) == pl.col("session_id")
+        nxt_norm = pl.col("__norm").shift(-k)
+        nxt_regen = pl.col("is_regeneration").shift(-k).fill_null(False)
+        nxt_words = pl.col("__words").shift(-k)
+        same = nxt_norm == pl.col("__norm")
         inter = pl.col("__words").list.set_intersection(nxt_words).list.len()
         union = pl.col("__words").list.set_union(nxt_words).list.len()
-        similar = nxt_norm.is_not_null() & ~same & (inter >= REPHRASE_SIMILARITY * union) & (union > 0)
-        regenerated = regenerated | (in_session & (same | nxt_regen))
-        rephrased = rephrased | (in_session & similar)
+        similar = ~same & (inter >= REPHRASE_SIMILARITY * union) & (union > 0)
+        regenerated = regenerated | (same_session & (same | nxt_regen)).fill_null(False)
+        rephrased = rephrased | (same_session & similar).fill_null(False)
     retried = ordered.select("__pos", regenerated.fill_null(False).alias("__regenerated"),
                              rephrased.fill_null(False).alias("__rephrased"))
     derived = frame.join(retried, on="__pos", how="left").with_columns(
