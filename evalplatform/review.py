@@ -133,15 +133,9 @@ def apply_label(project: Project, suite: str, item_id: str, label: str, *, categ
                              "promotion (--no-promote)")
         row = build_case(setup, trace, category=category, note=note, reviewer=who, fields=fields, severity=severity,
                          today=(now or dt.datetime.now(dt.timezone.utc)).date())
-        from evalplatform.traces.promote import missing_fields
+        from evalplatform.traces.promote import check_case
 
-        needs = missing_fields(setup, row)
-        if needs:
-            first = sorted(needs)[0]
-            raise InputError(None, f"--field {first}", f"the regression case needs field {first!r} (read by "
-                             f"{', '.join(needs[first])})" + (f"; also {', '.join(sorted(needs)[1:])}"
-                                                              if len(needs) > 1 else ""),
-                             f"give it with --field {first}=JSON")
+        check_case(setup, row)  # a case the suite could not run, or a file it cannot be appended to: nothing written
     mstore.record_label(item["item_id"], label, category, note, who, new_category=new)
     result = LabelResult(item["item_id"], label, category)
     if row is not None:

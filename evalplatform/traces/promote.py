@@ -140,8 +140,8 @@ def append_line(path: Path, line: str) -> None:
         os.close(fd)
 
 
-def append_case(setup: TraceSetup, row: dict[str, Any]) -> tuple[Path, bool]:
-    """Validate and append the case; returns (file, appended) — False when it was already there for this trace."""
+def check_case(setup: TraceSetup, row: dict[str, Any]) -> tuple[Path, bool]:
+    """Everything append_case checks, without writing: (file, already there for this trace)."""
     from evalplatform.datasets import _validate_row
     from evalplatform.runner import load_dataset
 
@@ -154,21 +154,30 @@ def append_case(setup: TraceSetup, row: dict[str, Any]) -> tuple[Path, bool]:
                                                           if len(needs) > 1 else ""),
                          f"give it with --field {first}=JSON (e.g. --field {first}='[\"...\"]')")
     _validate_row(path, "new case", row, "regression")
+    found = _existing(path).get(row["id"])
+    if found is not None:
+        if found.get("source_trace_id") == row["source_trace_id"]:
+            return path, True
+        raise InputError(path, "id", f"case id {row['id']!r} is already used by another case")
+    if row["id"] in set(load_dataset(setup.suite).cases["case_id"].to_list()):
+        raise InputError(path, "id", f"case id {row['id']!r} is already a case of suite {setup.name!r}")
+    data = path.read_bytes() if path.exists() else b""
+    if data and not data.endswith(b"\n"):
+        raise InputError(path, f"byte {len(data)}", "the file does not end with a newline; appending would join "
+                         "the new case to the last one", "add the missing newline, then promote again")
+    _fits(setup, path, json.dumps(row, ensure_ascii=False) + "\n")
+    return path, False
+
+
+def append_case(setup: TraceSetup, row: dict[str, Any]) -> tuple[Path, bool]:
+    """Validate and append the case; returns (file, appended) — False when it was already there for this trace."""
     lock_path = setup.project.state_dir / "locks" / f"{setup.name}-regression.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with filelock.FileLock(str(lock_path), timeout=60):
-        existing = _existing(path)
-        found = existing.get(row["id"])
-        if found is not None:
-            if found.get("source_trace_id") == row["source_trace_id"]:
-                return path, False
-            raise InputError(path, "id", f"case id {row['id']!r} is already used by another case")
-        known = set(load_dataset(setup.suite).cases["case_id"].to_list())
-        if row["id"] in known:
-            raise InputError(path, "id", f"case id {row['id']!r} is already a case of suite {setup.name!r}")
-        line = json.dumps(row, ensure_ascii=False) + "\n"
-        _fits(setup, path, line)
-        append_line(path, line)
+        path, already = check_case(setup, row)
+        if already:
+            return path, False
+        append_line(path, json.dumps(row, ensure_ascii=False) + "\n")
     return path, True
 
 

@@ -138,6 +138,7 @@ def test_promotion_refuses_a_file_without_a_final_newline_and_is_idempotent(setu
     fields = {"must_contain": ["2026-03-06"], "must_not_contain": ["03/06/2026"]}
     with pytest.raises(InputError, match="does not end with a newline"):
         apply_label(setup.project, "demo", item["item_id"], "fail", category="date-format", fields=fields)
+    assert review_list(setup.project, "demo", status="labelled") == []  # refused before anything was recorded
     regression.write_bytes(regression.read_bytes() + b"\n")
     # A crash after the append and before the history recorded it: the retry finds the line and adds none.
     mstore = MonitoringStore(HistoryStore(setup.project.history_path))
