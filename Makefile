@@ -12,7 +12,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 # The browser test drives Debian's Chromium (.ci/run installs it); Playwright must never fetch its own.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: setup demo test test-e2e screenshots ui bench clean-state
+.PHONY: setup demo demo-monitor test test-e2e screenshots ui bench clean-state
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ demo: setup
 	@echo ""
 	@echo "next: 'make ui' opens the Dagster UI (lineage, re-runs) at http://127.0.0.1:3000;"
 	@echo "      '$(BIN)/evalplatform history list' lists the runs in .evalplatform/history.duckdb"
+
+# Production monitoring on the demo app (a scratch copy of the project under .evalplatform/demo-monitor): v1 then
+# v2 traffic as OTLP JSON files, the trace sensor, a monitor alerting after v2 ships, a scripted review, the failure
+# appended to the regression set, and the next PR-tier run including it.
+demo-monitor: setup
+	$(BIN)/python -m sensors.demo_monitor
 
 test: setup
 	$(BIN)/pytest

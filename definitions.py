@@ -10,6 +10,7 @@ from assets.executor import in_process_unless_told
 from assets.judges import build_judges
 from assets.resources import PROJECT_ROOT, EvalProject
 from assets.suite_assets import build_suite
+from assets.traces import build_all as build_production
 from sensors.dataset_changes import build_dataset_sensor
 
 
@@ -30,6 +31,10 @@ def build_definitions(project_root: Path = PROJECT_ROOT) -> dg.Definitions:
         jobs.append(judges.job)
         schedules.append(judges.schedule)
     sensors = [s for s in (build_dataset_sensor(catalog, pr_jobs),) if s is not None]
+    # Production monitoring of suites whose policy has `monitors:`: trace files -> sample -> monitors -> review.
+    production = build_production(catalog, project_root)
+    assets, checks, jobs, sensors = assets + production.assets, checks + production.checks, jobs + production.jobs, \
+        sensors + production.sensors
     if catalog.entries:
         # Dagster's default automation sensor starts STOPPED; this one evaluates promotion from the start, so a
         # scored run materialized from the UI is promoted when, and only when, its blocking checks passed.

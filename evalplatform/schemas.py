@@ -25,7 +25,13 @@ def _case() -> dict:
     return CaseRow.model_json_schema()
 
 
-EXPORTS: dict[str, Callable[[], dict]] = {"suite": _suite, "case": _case, "policy": _policy}
+def _trace() -> dict:
+    from evalplatform.traces.schema import trace_json_schema
+
+    return trace_json_schema()
+
+
+EXPORTS: dict[str, Callable[[], dict]] = {"suite": _suite, "case": _case, "policy": _policy, "trace": _trace}
 
 
 def render(name: str) -> str:

@@ -209,8 +209,129 @@ _V6 = [
     )""",
 ]
 
+# Version 7 (production monitoring): trace batches read from files (accepted or quarantined, with their report),
+# per-batch population counts by segment/scope/stratum (the N_h the monitors weight by), the sampled traces with
+# their inclusion probability and their scores, monitor values over time, the review queue (with why, the label,
+# the failure category and the promotion into the regression set) and the failure taxonomy. 
+_V7 = [
+    """CREATE TABLE IF NOT EXISTS trace_batches (
+        batch_id VARCHAR PRIMARY KEY,
+        suite VARCHAR NOT NULL,
+        file VARCHAR NOT NULL,
+        fingerprint VARCHAR NOT NULL,
+        kind VARCHAR,
+        status VARCHAR NOT NULL CHECK (status IN ('accepted', 'quarantined', 'superseded')),
+        received_at TIMESTAMP NOT NULL,
+        n_traces BIGINT,
+        n_flagged BIGINT,
+        n_sampled BIGINT,
+        min_ts TIMESTAMP,
+        max_ts TIMESTAMP,
+        report VARCHAR,
+        quarantine_path VARCHAR,
+        data_path VARCHAR,
+        dagster_run_id VARCHAR
+    )""",
+    """CREATE TABLE IF NOT EXISTS trace_population (
+        suite VARCHAR NOT NULL,
+        batch_id VARCHAR NOT NULL,
+        segment VARCHAR NOT NULL,
+        scope VARCHAR NOT NULL,
+        name VARCHAR NOT NULL,
+        stratum VARCHAR NOT NULL,
+        n BIGINT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS sampled_traces (
+        suite VARCHAR NOT NULL,
+        trace_id VARCHAR NOT NULL,
+        batch_id VARCHAR NOT NULL,
+        "timestamp" TIMESTAMP,
+        session_id VARCHAR,
+        segment VARCHAR,
+        release VARCHAR,
+        model VARCHAR,
+        service VARCHAR,
+        input VARCHAR,
+        output VARCHAR,
+        retrieved_context VARCHAR[],
+        latency_ms DOUBLE,
+        feedback VARCHAR,
+        signals VARCHAR[],
+        status VARCHAR,
+        error VARCHAR,
+        tags VARCHAR[],
+        flagged BOOLEAN NOT NULL,
+        stratum VARCHAR NOT NULL,
+        inclusion_prob DOUBLE NOT NULL,
+        PRIMARY KEY (suite, trace_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS trace_results (
+        suite VARCHAR NOT NULL,
+        trace_id VARCHAR NOT NULL,
+        batch_id VARCHAR NOT NULL,
+        scorer VARCHAR NOT NULL,
+        criterion VARCHAR,
+        tier_cost VARCHAR,
+        outcome VARCHAR NOT NULL,
+        score DOUBLE,
+        threshold DOUBLE,
+        explanation VARCHAR,
+        error VARCHAR,
+        PRIMARY KEY (suite, trace_id, scorer)
+    )""",
+    """CREATE TABLE IF NOT EXISTS monitor_values (
+        suite VARCHAR NOT NULL,
+        computed_at TIMESTAMP NOT NULL,
+        batch_id VARCHAR,
+        segment VARCHAR NOT NULL,
+        scope VARCHAR NOT NULL,
+        name VARCHAR NOT NULL,
+        slo_id VARCHAR,
+        slo DOUBLE,
+        severity VARCHAR,
+        n_sampled BIGINT,
+        n_population BIGINT,
+        estimate DOUBLE,
+        lower DOUBLE,
+        upper DOUBLE,
+        av_lower DOUBLE,
+        av_upper DOUBLE,
+        naive DOUBLE,
+        kish_n DOUBLE,
+        confidence DOUBLE,
+        status VARCHAR NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS review_queue (
+        item_id VARCHAR PRIMARY KEY,
+        suite VARCHAR NOT NULL,
+        trace_id VARCHAR NOT NULL,
+        batch_id VARCHAR,
+        enqueued_at TIMESTAMP NOT NULL,
+        flagged_at TIMESTAMP,
+        priority DOUBLE,
+        reasons VARCHAR,
+        status VARCHAR NOT NULL CHECK (status IN ('open', 'labelled')),
+        label VARCHAR CHECK (label IN ('pass', 'fail')),
+        category VARCHAR,
+        note VARCHAR,
+        reviewer VARCHAR,
+        labelled_at TIMESTAMP,
+        case_id VARCHAR,
+        promoted_at TIMESTAMP,
+        regression_file VARCHAR
+    )""",
+    """CREATE TABLE IF NOT EXISTS failure_categories (
+        suite VARCHAR NOT NULL,
+        category VARCHAR NOT NULL,
+        description VARCHAR,
+        created_at TIMESTAMP NOT NULL,
+        created_by VARCHAR,
+        PRIMARY KEY (suite, category)
+    )""",
+]
+
 # Index i holds the statements that take the database from version i to version i + 1.
-MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4, _V5, _V6]
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
 LATEST_VERSION = len(MIGRATIONS)
 
 _VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)"

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from evalplatform.policy.metrics import METRICS
+from evalplatform.policy.monitors import Monitors
 from evalplatform.textio import check_regex
 
 Outcome = Literal["PASS", "FAIL", "INCONCLUSIVE", "NO_DATA", "ERROR"]
@@ -238,6 +239,8 @@ class Policy(_Strict):
     promotion: Promotion | None = Field(
         None, description="automatic promotion of passing runs to baselines (per tier); absent: manual only")
     rules: list[Rule] = Field(min_length=1)
+    monitors: Monitors | None = Field(
+        None, description="production monitoring of the suite: trace files, sampling, SLOs, review, coverage")
 
     @model_validator(mode="before")
     @classmethod
