@@ -25,6 +25,9 @@ VERBS: dict[str, tuple[str, str]] = {
                                       "a no-change re-run be blocked?"),
     "discriminate": ("evalplatform.cli.discriminate", "inject known degradations into a recorded run and measure "
                                                       "how many the policy catches"),
+    "monitor": ("evalplatform.cli.monitor", "production monitors of a suite: weighted pass rates, always-valid "
+                                            "bounds, SLO alerts, coverage and freshness"),
+    "review": ("evalplatform.cli.review", "walk the review queue of flagged production traces, or label one by id"),
     "schema": ("evalplatform.cli.schema", "export the JSON Schemas of suite, case and policy files"),
 }
 
