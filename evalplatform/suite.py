@@ -147,6 +147,8 @@ def _first_error(path: Path, err: ValidationError, doc: Any) -> InputError:
     if e["type"] == "extra_forbidden":
         msg = "unknown field"
         fix = "remove it or check its spelling against datasets/schema/suite.schema.json"
+        if loc[:1] == ("target",) and isinstance(doc.get("target"), dict) and "python" in doc["target"]:
+            fix = "a Python target takes its own settings under params: (the function gets them as case.params)"
     elif e["type"] == "missing":
         msg = "required field is missing"
         fix = "add it"

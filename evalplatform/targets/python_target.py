@@ -12,6 +12,7 @@ import asyncio
 import copy
 import inspect
 import logging
+import math
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -206,8 +207,11 @@ class _TrialRunner:
                 result = TargetResult.model_validate(value)
             else:
                 raise _Failed("malformed", f"returned {type(value).__name__}, expected text or a TargetResult")
-            record = result.model_dump(mode="json", exclude={"state"} if "state" not in result.model_fields_set
-                                       else set())
+            skip = {"state"} if "state" not in result.model_fields_set else set()
+            bad = _non_finite(result.model_dump(mode="python", exclude=skip))
+            if bad:  # JSON has no NaN: dumped as null it would be a silent change of the target's state
+                raise _Failed("malformed", f"returned a result with a NaN or infinite number at {bad}")
+            record = result.model_dump(mode="json", exclude=skip)
         except ValidationError as err:
             e = err.errors()[0]
             where = ".".join(str(p) for p in e["loc"]) or "(result)"
@@ -221,6 +225,23 @@ class _TrialRunner:
         # hash) on every run. The time we measured stands in for an unreported latency in the totals only.
         record["__measured_ms"] = measured_ms
         return record
+
+
+def _non_finite(value: Any, path: str = "") -> str | None:
+    """Where a NaN or infinite float sits in a result (dotted path), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "(result)"
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, f"{path}.{key}" if path else str(key))
+        if found:
+            return found
+    return None
 
 
 def _summary(trace: dict, measured_ms: list[float | None]) -> dict[str, Any]:

@@ -125,6 +125,28 @@ def _code_version(target: PythonTarget, file: Path) -> str:
     return "sha256:" + hashlib.sha256(file.read_bytes()).hexdigest()
 
 
+def _check_signature(obj: Any, is_class: bool, suite_file: Path, path: str) -> None:
+    """A target is called with one argument, the case; a class is created with none (once per trial)."""
+    try:
+        if is_class:
+            inspect.signature(obj).bind()
+    except TypeError:
+        raise InputError(suite_file, FIELD, f"class {path!r} cannot be created without arguments",
+                         "take no arguments in __init__ and prepare each trial in setup(self, case)") from None
+    except ValueError:  # no signature to read (a builtin): the call itself will tell
+        return
+    try:
+        if is_class:
+            inspect.signature(obj.__call__).bind(None, object())
+        else:
+            inspect.signature(obj).bind(object())
+    except TypeError:
+        raise InputError(suite_file, FIELD, f"{path!r} must take one argument, the case",
+                         "define it as def name(case) (or __call__(self, case) on a class)") from None
+    except ValueError:
+        return
+
+
 def resolve_target(target: PythonTarget, suite_dir: Path, suite_file: Path) -> Resolved:
     """The callable behind `target.python`; InputError (exit 2) naming the import path and the exception."""
     suite_dir = suite_dir.resolve()
@@ -150,6 +172,7 @@ def resolve_target(target: PythonTarget, suite_dir: Path, suite_file: Path) -> R
                              "give it a __call__(self, case) that returns the reply")
         if not callable(obj):
             raise InputError(suite_file, FIELD, f"{target.python!r} is a {type(obj).__name__}, not a function or class")
+        _check_signature(obj, is_class, suite_file, target.python)
         defining = sys.modules.get(getattr(obj, "__module__", "") or "")
         file = _module_file(defining) if defining is not None else module_file
         file = _check_location(file or module_file, roots, boundary, suite_file, target.python)

@@ -239,3 +239,35 @@ def test_a_pipeline_bug_on_every_case_is_scored_as_errors_not_an_infrastructure_
     assert run.results["outcome"].to_list() == ["error"]
     assert "raised KeyError" in run.results["error"][0]
     assert pl.Series(run.results["error"]).str.contains("oops").all()
+
+
+def test_a_nan_in_the_returned_state_is_an_error_not_a_silent_null():
+    def nan_state(case):
+        return {"output": "x", "state": {"balance": float("nan")}}
+
+    [r] = asyncio.run(run_trials(PythonTarget(python="m:nan_state"), _resolved(nan_state), _trials(1)))
+    assert r.text is None and "NaN or infinite number at state.balance" in r.error
+
+
+@pytest.mark.parametrize("source, message", [
+    ("class Agent:\n    def __init__(self, db):\n        self.db = db\n    def __call__(self, case):\n        return 'x'\n",
+     "cannot be created without arguments"),
+    ("def Agent():\n    return 'x'\n", "must take one argument, the case"),
+    ("class Agent:\n    def __call__(self):\n        return 'x'\n", "must take one argument, the case"),
+    ("class Agent:\n    pass\n", "has no __call__ method"),
+    ("Agent = 42\n", "is a int, not a function or class"),
+])
+def test_a_target_that_cannot_be_called_with_the_case_is_refused_before_any_trial(tmp_path, source, message):
+    suite = make_suite(tmp_path, source, cases=[case("c1", "a")], target={"python": "team_pipeline:Agent"})
+    with pytest.raises(InputError, match=message):
+        run_suite(suite)
+
+
+def test_a_model_setting_on_a_python_target_points_at_params(tmp_path):
+    from evalplatform.suite import load_suite
+
+    suite = make_suite(tmp_path, COUNTING, cases=[case("c1", "a")],
+                       target={"python": "team_pipeline:answer", "temperature": 0.2})
+    with pytest.raises(InputError) as err:
+        load_suite(suite)
+    assert err.value.field == "target.temperature" and "params:" in err.value.fix
