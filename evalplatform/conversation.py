@@ -274,7 +274,7 @@ def score_rows(scorer: Any, frame: pl.DataFrame) -> pl.DataFrame:
             .alias("explanation"))
     rolled = rolled.with_columns(pl.when(pl.col("__undecided")).then(pl.lit(None, dtype=pl.Float64))
                                  .otherwise(pl.col("score")).alias("score"))
-    base = frame.with_row_index("__view_src")
+    base = frame.with_row_index("__view_src").drop("score", "explanation", strict=False)
     out = base.join(rolled.select("__view_src", "score", "explanation"), on="__view_src", how="left",
                     maintain_order="left")
     out = out.with_columns(pl.when(pl.col("score").is_null() & pl.col("explanation").is_null())

@@ -35,7 +35,12 @@ _NOT_FIELDS = ("case_id", "case_hash", "tags")
 def _run_sync(make: Callable[[], Coroutine]) -> Any:
     try:
         asyncio.get_running_loop()
+        in_loop = True
     except RuntimeError:
+        in_loop = False
+    # Not inside the `except`: the handled error would become the __context__ of every error raised
+    # during the run, where retry classification would read it as their cause.
+    if not in_loop:
         return asyncio.run(make())
     with ThreadPoolExecutor(max_workers=1) as pool:  # inside a running loop (a notebook): a private one
         return pool.submit(lambda: asyncio.run(make())).result()
