@@ -99,10 +99,10 @@ def plan_run(
         target = target.model_copy(update={"model": model})
     if seed is not None:
         target = target.model_copy(update={"seed": seed})
+    prepare_target(target, suite)  # a Python target's import path, resolved before anything runs
     n_repeats = repeats or tier_spec.repeats or suite.spec.repeats
     if n_repeats < 1:
         raise InputError(None, "--repeats", "must be at least 1")
-    prepare_target(target, suite)
     fields = [f for f in template_fields(suite.prompt_template) if f in cases.columns]
     requests = []
     conversations = [CONVERSATION_FIELD] if CONVERSATION_FIELD in cases.columns else []

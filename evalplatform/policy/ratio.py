@@ -8,6 +8,8 @@ when its lower end is above it, INCONCLUSIVE between.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import polars as pl
 
@@ -73,6 +75,17 @@ def ratio_interval(metric: str, cand: Selected, base: Selected, *, conf: float, 
     lower, upper = np.quantile(ratios, [tail, 1 - tail])
     return {"ratio_lower": float(lower), "ratio_upper": float(upper), "n_cases": cn, "n_cases_baseline": bn,
             "n_boot": n_boot, "seed": seed}
+
+
+def with_interval(rule: Any, cand: Selected, base: Selected, numbers: dict) -> dict:
+    """A ratio rule's point comparison (baseline._ratio) decided on the interval instead: bounds in the
+    metric's unit (the ratio's bounds times the baseline's value) next to the limit, and the verdict."""
+    ci = ratio_interval(rule.metric, cand, base, conf=2 * rule.confidence - 1, n_boot=rule.baseline_n_boot, seed=0)
+    base_value = numbers["baseline_estimate"]
+    return {**numbers, **ci, "ratio": numbers["estimate"] / base_value,
+            "lower": ci["ratio_lower"] * base_value, "upper": ci["ratio_upper"] * base_value,
+            "method": "bootstrap over cases of candidate / baseline vs 1 + max_increase",
+            "verdict": verdict(ci, 1 + numbers["margin"])}
 
 
 def verdict(ci: dict, limit_ratio: float) -> str:
