@@ -44,6 +44,10 @@ SCHEMA: dict[str, pl.DataType] = {
     "attempts": pl.Int32(),
     "explanation": pl.Utf8(),
     "error": pl.Utf8(),
+    # sha256 of the trial's trace as canonical JSON (transcript, replies per turn, tool calls, steps,
+    # retrieved context, final state); the JSON is stored once per hash next to the outputs. Null when
+    # the target returned text only (a single-turn model call) and for imported results.
+    "trace_hash": pl.Utf8(),
 }
 
 COLUMNS = tuple(SCHEMA)

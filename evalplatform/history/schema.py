@@ -330,8 +330,12 @@ _V7 = [
     )""",
 ]
 
+# Version 8: a result row references its trial's trace (transcript, tool calls, final state) by sha256;
+# the trace's canonical JSON is kept in `outputs` like any output text.
+_V8 = ["ALTER TABLE results ADD COLUMN trace_hash VARCHAR"]
+
 # Index i holds the statements that take the database from version i to version i + 1.
-MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]
 LATEST_VERSION = len(MIGRATIONS)
 
 _VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)"

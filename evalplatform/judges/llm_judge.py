@@ -16,6 +16,7 @@ from typing import ClassVar, Literal
 import polars as pl
 from pydantic import Field, PrivateAttr, model_validator
 
+from evalplatform.conversation import judge_inputs
 from evalplatform.errors import InputError
 from evalplatform.judges import local_judges  # noqa: F401  (serves local/judge-rubric and local/judge-lenient)
 from evalplatform.judges.calibration_set import CalibrationSet, load_calibration_set
@@ -57,6 +58,10 @@ class JudgeScorerBase(ScorerBase):
 
     def columns_needed(self) -> list[str]:
         return [self.input_field]
+
+    def field_needed(self, field: str, single_turn: pl.Expr) -> pl.Expr:
+        # On a conversation the judge is shown the transcript instead of the input field.
+        return single_turn if field == self.input_field else pl.lit(True)
 
     def check_files(self, root: Path, suite_path: Path, field: str) -> None:
         from evalplatform.paths import inside_project
@@ -183,7 +188,7 @@ class LLMJudge(JudgeScorerBase):
         return self.state_dir() / "cache" if self.cache else None
 
     def score(self, frame: pl.DataFrame) -> pl.DataFrame:
-        inputs = frame[self.input_field].cast(pl.Utf8).fill_null("").to_list()
+        inputs = judge_inputs(frame, self.input_field)
         judgments = self.judge_texts(inputs, frame["output"].to_list(), cache_dir=self.cache_dir())
         key = self.identity().key
         score = [None if j.verdict is None else float(j.verdict == "PASS") for j in judgments]
