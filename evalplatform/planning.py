@@ -169,10 +169,11 @@ def plan_table(plans: "TierPlan | Sequence[TierPlan]") -> str:
 # -- the rows a tier will produce ------------------------------------------------------------------
 
 
-def skeleton(suite: "LoadedSuite", cases: pl.DataFrame) -> pl.DataFrame:
-    """The result rows a run of `cases` produces (one repeat), without outcomes: what rules select."""
+def skeleton(suite: "LoadedSuite", cases: pl.DataFrame, scorers: Sequence | None = None) -> pl.DataFrame:
+    """The result rows a run of `cases` with `scorers` (default: the suite's) produces (one repeat), without
+    outcomes: what rules select."""
     parts = []
-    for scorer in suite.spec.scorers:
+    for scorer in (suite.spec.scorers if scorers is None else scorers):
         scope = cases.filter(scorer.applies())
         if scope.height:
             parts.append(scope.select("case_id", "tags", "case_hash").with_columns(
