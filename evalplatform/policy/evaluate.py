@@ -55,7 +55,7 @@ class _Positional(BaseModel):
 class RuleResult(_Positional):
     """One rule's outcome with its numbers: the record every report, check and history row is made from."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", use_enum_values=True)  # validated as enums, held as plain text
 
     rule_id: str
     metric: str
@@ -78,7 +78,7 @@ class Decision(_Positional):
     `Decision.from_record` is the one way to rebuild a decision from what was stored.
     """
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", use_enum_values=True)  # validated as enums, held as plain text
 
     overall: Overall
     rules: list[RuleResult]
