@@ -132,6 +132,7 @@ class ModelEstimate:
 class Estimate:
     parts: list[ModelEstimate] = field(default_factory=list)
     cached: int = 0           # target calls the response cache will answer (free)
+    extension: int = 0        # most target calls an adaptive extension may add (bounded by the limits too)
 
     @property
     def calls(self) -> int:
@@ -157,12 +158,13 @@ class Estimate:
         cost = "cost unknown (no price for " + ", ".join(self.unpriced()) + ")" if self.cost_usd is None \
             else f"~${self.cost_usd:.4f}"
         cached = f", {self.cached} more from the cache" if self.cached else ""
+        more = f"; an undecided rule may add up to {self.extension} target calls (adaptive)" if self.extension else ""
         return (f"estimate: {self.calls} model calls (target {self.target_calls}{cached}, judges {self.judge_calls}) "
-                f"{cost}")
+                f"{cost}{more}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"calls": self.calls, "target_calls": self.target_calls, "judge_calls": self.judge_calls,
-                "cached_target_calls": self.cached, "cost_usd": self.cost_usd,
+                "cached_target_calls": self.cached, "cost_usd": self.cost_usd, "extension_max_calls": self.extension,
                 "parts": [asdict(p) for p in self.parts]}
 
 
@@ -212,7 +214,13 @@ def estimate_run(plan: "RunPlan", store: "HistoryStore | None" = None, cache_dir
 
     judges = [s for s in plan.scorers if isinstance(s, LLMJudge)]
     seen = _averages(store, plan.suite.name, plan.target.model, [j.id for j in judges])
+    from evalplatform.suite import TierSpec
+
     est = Estimate(cached=_cached(plan, cache_dir))
+    adaptive = (plan.suite.spec.tiers.get(plan.tier) or TierSpec()).adaptive_for(plan.tier)
+    if adaptive.enabled:
+        rest = plan.dataset.cases.height - plan.cases.height
+        est.extension = min(adaptive.max_extra_cases, max(0, rest)) * plan.repeats
     target = plan.target
     n_target = len(plan.requests) - est.cached
     if plan.requests:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from evalplatform import provenance
@@ -174,13 +174,13 @@ def _fail_closed_for_budget(decision, budget) -> None:
     """A run that stopped calling for its budget is missing evidence it planned: it blocks, whatever its rules
     made of the rest, and says why in a rule of its own (which every report and the release check show)."""
     from evalplatform.budget import BUDGET_RULE
-    from evalplatform.policy.evaluate import Overall, RuleResult
+    from evalplatform.policy.evaluate import RuleResult
 
     decision.rules.append(RuleResult(
         rule_id=BUDGET_RULE, metric="budget", severity="blocking", outcome="ERROR", blocks=True,
         reason=budget.reason(), numbers=budget.to_dict(),
         description="The run made every model call it planned within its budget (budget_usd, max_calls)."))
-    decision.overall = Overall.BLOCK
+    decision.overall = "BLOCK"  # plain text, as a validated decision holds it
     decision.warnings.append(f"decision: BLOCK: {budget.reason()}")
 
 
@@ -223,6 +223,10 @@ class RunView:
     failures_md: str
     n_failures: int
     warnings: list[str]
+    estimate: dict = field(default_factory=dict)
+    flaky: dict = field(default_factory=dict)
+    scorers_not_run: dict = field(default_factory=dict)
+    report_path: str | None = None
 
     @property
     def value(self) -> dict:
@@ -235,20 +239,34 @@ class RunView:
 
 
 def run_for_dagster(project: Project, request: RunRequest, *, dagster_run_id: str | None = None,
-                    store: HistoryStore | None = None) -> RunView:
+                    store: HistoryStore | None = None, on_estimate: Callable | None = None) -> RunView:
     """The scored run a Dagster asset makes: run it, then describe it for the asset's metadata and run tags."""
     from evalplatform.run_view import criterion_markdown, failing_cases, failing_cases_markdown, rules_markdown
 
-    run, record = scored_run(project, request, dagster_run_id=dagster_run_id, store=store)
+    from evalplatform.flakiness import flaky_cases, summary
+
+    run, record = scored_run(project, request, dagster_run_id=dagster_run_id, store=store, on_estimate=on_estimate)
     decision = record["decision_detail"]
     rules = [r.to_dict() for r in decision.rules]
+    warnings = list(decision.warnings)
+    report = None
+    try:
+        from evalplatform.html_report import write_report
+
+        report = str(write_report(project, record["suite"], run.run_id, store=store))
+    except Exception as exc:  # the run is stored and decided: a report that cannot be drawn is only a warning
+        warnings.append(f"report: not written ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+    scorers = record["provenance"].get("scorers") or {}
     return RunView(
         run_id=run.run_id, suite=record["suite"], tier=record["tier"], model=record["target_model"] or "",
         commit=record.get("git_commit"), decision=decision.overall,
         baseline_run_id=(decision.inputs or {}).get("baseline_run_id"), totals=dict(run.totals),
         criteria_md=criterion_markdown(run.results), rules_md=rules_markdown(rules),
         failures_md=failing_cases_markdown(run.results, limit=100),
-        n_failures=failing_cases(run.results).height, warnings=list(decision.warnings))
+        n_failures=failing_cases(run.results).height, warnings=warnings,
+        estimate=record["provenance"].get("estimate") or {}, flaky=summary(flaky_cases(run.results)),
+        scorers_not_run={**(scorers.get("not_in_tier") or {}), **(scorers.get("not_called") or {})},
+        report_path=report)
 
 
 def recorded_decision(store: HistoryStore, run_id: str) -> dict:
