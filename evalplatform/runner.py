@@ -189,7 +189,8 @@ def score_outputs(plan: RunPlan, frame: pl.DataFrame, run_id: str, context: Scor
     """
     frame = frame.with_row_index("__row")
     parts = []
-    for scorer in plan.scorers:
+    # A plan-like object without a tier's choice (the production-trace scorer passes one) scores with the suite's.
+    for scorer in getattr(plan, "scorers", None) or plan.suite.spec.scorers:
         scope = frame.filter(scorer.applies())
         if scope.height == 0:
             continue
