@@ -244,6 +244,7 @@ def run_for_dagster(project: Project, request: RunRequest, *, dagster_run_id: st
     from evalplatform.run_view import criterion_markdown, failing_cases, failing_cases_markdown, rules_markdown
 
     from evalplatform.flakiness import flaky_cases, summary
+    from evalplatform.tiers import not_run
 
     run, record = scored_run(project, request, dagster_run_id=dagster_run_id, store=store, on_estimate=on_estimate)
     decision = record["decision_detail"]
@@ -265,7 +266,7 @@ def run_for_dagster(project: Project, request: RunRequest, *, dagster_run_id: st
         failures_md=failing_cases_markdown(run.results, limit=100),
         n_failures=failing_cases(run.results).height, warnings=warnings,
         estimate=record["provenance"].get("estimate") or {}, flaky=summary(flaky_cases(run.results)),
-        scorers_not_run={**(scorers.get("not_in_tier") or {}), **(scorers.get("not_called") or {})},
+        scorers_not_run=not_run(scorers),
         report_path=report)
 
 

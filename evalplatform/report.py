@@ -122,11 +122,13 @@ def usage_lines(run: dict, results: pl.DataFrame, decision: Decision | None = No
         cost = "unknown" if est.get("cost_usd") is None else f"${est['cost_usd']:.4f}"
         line += f"; estimated {cost} for {est.get('calls')} before the run"
     lines.append(line)
+    from evalplatform.tiers import not_run
+
     scorers = inputs.get("scorers") or ((run.get("provenance") or {}).get("scorers") or {})
-    not_run = {**(scorers.get("not_in_tier") or {}), **(scorers.get("not_called") or {})}
-    if not_run:
+    skipped = not_run(scorers)
+    if skipped:
         lines.append(f"scorers not run on the {scorers.get('tier') or run.get('tier')} tier: "
-                     + "; ".join(f"{k} ({v})" for k, v in not_run.items()))
+                     + "; ".join(f"{k} ({v})" for k, v in skipped.items()))
     from evalplatform.flakiness import flaky_cases, summary
 
     flaky = summary(flaky_cases(results))

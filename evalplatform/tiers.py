@@ -39,7 +39,7 @@ class TierScope:
 
     @property
     def not_run(self) -> dict[str, str]:
-        return {**self.not_in_tier, **self.not_called}
+        return not_run(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         return {"tier": self.tier, "run": self.run_ids, "not_in_tier": dict(self.not_in_tier),
@@ -62,7 +62,7 @@ def select_scorers(suite: "LoadedSuite", tier: str, not_allowed: Mapping[str, st
         if wanted is not None and scorer.id not in wanted and scorer.tier_cost not in wanted:
             scope.not_in_tier[scorer.id] = f"{scorer.tier_cost} scorer, not in {source}"
         elif not_allowed and scorer.id in not_allowed:
-            scope.not_called[scorer.id] = f"judge not allowed to gate ({not_allowed[scorer.id]}): not called"
+            scope.not_called[scorer.id] = not_allowed[scorer.id]
         else:
             scope.run.append(scorer)
     if not scope.run:
@@ -70,6 +70,12 @@ def select_scorers(suite: "LoadedSuite", tier: str, not_allowed: Mapping[str, st
                          + "; ".join(f"{k}: {v}" for k, v in scope.not_run.items()) + ")",
                          "list a scorer id or cost tier the suite has, or calibrate its judges")
     return scope
+
+
+def not_run(stored: Mapping[str, Any]) -> dict[str, str]:
+    """Scorer id -> why a run did not run it, from a scope as recorded (TierScope.to_dict)."""
+    return {**dict(stored.get("not_in_tier") or {}),
+            **{k: f"not called: the judge may not gate ({v})" for k, v in (stored.get("not_called") or {}).items()}}
 
 
 def from_record(suite: "LoadedSuite", stored: Mapping[str, Any] | None) -> TierScope | None:
@@ -117,7 +123,8 @@ def rule_scope(policy: "Policy", suite: "LoadedSuite", scope: TierScope | None,
         elif uncalled:
             first = uncalled[0]
             out[rule.id] = ("ERROR", f"judge {first} is not allowed to gate: {scope.not_called[first]}"
-                            + (f" (+{len(uncalled) - 1} more judge(s))" if len(uncalled) > 1 else ""))
+                            + (f" (+{len(uncalled) - 1} more judge(s))" if len(uncalled) > 1 else "")
+                            + "; it was not called, so the rule lacks its verdicts")
     return out
 
 
