@@ -44,6 +44,11 @@ demo: setup
 	@$(BIN)/evalplatform run --suite demo --model local/support-v2; code=$$?; \
 	  if [ $$code -eq 1 ]; then echo "(exit 1: the gate blocked v2, as it should)"; else exit $$code; fi
 	@echo ""
+	@echo "=== the agent suite (datasets/agent): an order-desk agent graded by the state it leaves, orders-v1 then orders-v2 ==="
+	$(BIN)/evalplatform run --suite agent
+	@$(BIN)/evalplatform run --suite agent --model orders-v2; code=$$?; \
+	  if [ $$code -eq 1 ]; then echo "(exit 1: the gate blocked orders-v2, which cancels orders without checking them)"; else exit $$code; fi
+	@echo ""
 	@echo "next: 'make ui' opens the Dagster UI (lineage, re-runs) at http://127.0.0.1:3000;"
 	@echo "      '$(BIN)/evalplatform history list' lists the runs in .evalplatform/history.duckdb"
 

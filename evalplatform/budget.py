@@ -122,8 +122,8 @@ class ModelEstimate:
     role: str                 # "target" or "judge <scorer id>"
     model: str
     calls: int
-    tokens_in: float          # per call
-    tokens_out: float         # per call
+    tokens_in: float          # per call (per trial for a conversation or a Python target)
+    tokens_out: float         # per call (per trial for a conversation or a Python target)
     token_source: str
     cost_usd: float | None    # all of its calls; None when litellm knows no price for the model
 
@@ -155,7 +155,7 @@ class Estimate:
         return sorted({p.model for p in self.parts if p.calls and p.cost_usd is None})
 
     def line(self) -> str:
-        cost = "cost unknown (no price for " + ", ".join(self.unpriced()) + ")" if self.cost_usd is None \
+        cost = "cost unknown (no price or cost history for " + ", ".join(self.unpriced()) + ")" if self.cost_usd is None \
             else f"~${self.cost_usd:.4f}"
         cached = f", {self.cached} more from the cache" if self.cached else ""
         more = f"; an undecided rule may add up to {self.extension} target calls (adaptive)" if self.extension else ""
@@ -195,44 +195,83 @@ def _averages(store: "HistoryStore | None", suite: str, target_model: str, judge
     return store.token_averages(suite, target_model, judges)
 
 
-def _cached(plan: "RunPlan", cache_dir) -> int:
-    """Target calls of the plan the response cache already holds (they cost nothing)."""
-    if cache_dir is None:
+def _cached(plan: "RunPlan", cache_dir, skip: set[str]) -> int:
+    """Single-turn target calls of the plan the response cache already holds (they cost nothing); a Python
+    target's trials and conversations (`skip`) are not counted: the estimate stays an upper bound for them."""
+    from evalplatform.targets.spec import is_python
+
+    if cache_dir is None or is_python(plan.target):
         return 0
     from evalplatform.models.cache import ResponseCache
 
     cache, target = ResponseCache(cache_dir), plan.target
     params = target.params()
-    return sum(1 for r in plan.requests
-               if cache.path(cache.key(target.model, target.api_base, target.messages(r.messages), params, target.seed,
-                                       r.repeat)).is_file())
+    return sum(1 for r in plan.requests if r.case_id not in skip
+               and cache.path(cache.key(target.model, target.api_base, target.messages(r.messages), params,
+                                        target.seed, r.repeat)).is_file())
+
+
+def _target_part(plan: "RunPlan", seen: dict, cached: int) -> tuple[ModelEstimate, float, float]:
+    """The target's estimate, and the prompt size (characters) and reply tokens a judge will see per trial.
+
+    A model target makes one call per single-turn case and one per turn of a conversation; a Python target
+    (a pipeline or agent) counts one call per trial and costs what its trials reported in the history
+    (unknown before its first run: it may call any model, so no price can be looked up)."""
+    from evalplatform.conversation import turns_of
+    from evalplatform.targets.dispatch import conversations
+    from evalplatform.targets.spec import is_python
+
+    target, requests = plan.target, plan.requests
+    trials = len(requests) - cached
+    found = seen.get("target")
+    if is_python(target):
+        from evalplatform.models import local_provider
+
+        name = target.model or target.label
+        cost = found.get("cost_usd") if found else None
+        source = f"history ({found['n']} trials)" if found and cost is not None else \
+            "no cost history for a Python target"
+        if cost is None and name.startswith(f"{local_provider.PROVIDER}/"):
+            cost, source = 0.0, "a local model (free)"
+        t_in = float((found or {}).get("tokens_in") or 0.0)
+        t_out = float((found or {}).get("tokens_out") or 0.0)
+        part = ModelEstimate("target", name, trials, t_in, t_out, source,
+                             None if cost is None else float(cost) * trials if trials else 0.0)
+        return part, 0.0, t_out
+    convs = conversations(plan.cases, plan.suite.path)
+    turns = {k: len(turns_of(v)) for k, v in convs.items()}
+    calls = sum(turns.get(r.case_id, 1) for r in requests) - cached
+    sizes = [sum(len(str(m.content or "")) for m in convs[r.case_id]) if r.case_id in convs
+             else _chars(target.messages(r.messages)) for r in requests]
+    prompt = sum(sizes) / len(sizes) if sizes else 0.0
+    per_trial = sum(turns.get(r.case_id, 1) for r in requests) / len(requests) if requests else 1.0
+    if found and found.get("tokens_in") is not None:
+        # The history's numbers are per (case, repeat): a conversation's are its turns' sums.
+        t_in, t_out, source = found["tokens_in"], found["tokens_out"], f"history ({found['n']} calls)"
+    else:
+        t_in, t_out = prompt / _CHARS_PER_TOKEN * per_trial, float(target.max_tokens) * per_trial
+        source = "prompt size and max_tokens (no history)"
+    one = _price(target.model, t_in, t_out) if trials else 0.0
+    return (ModelEstimate("target", target.model, calls, t_in, t_out, source, None if one is None else one * trials),
+            prompt, t_out)
 
 
 def estimate_run(plan: "RunPlan", store: "HistoryStore | None" = None, cache_dir=None) -> Estimate:
     """The calls a run will make (target and judges) and their cost, before any is made."""
     from evalplatform.judges.llm_judge import LLMJudge
+    from evalplatform.suite import TierSpec
+    from evalplatform.targets.dispatch import conversations
 
     judges = [s for s in plan.scorers if isinstance(s, LLMJudge)]
-    seen = _averages(store, plan.suite.name, plan.target.model, [j.id for j in judges])
-    from evalplatform.suite import TierSpec
-
-    est = Estimate(cached=_cached(plan, cache_dir))
+    name = getattr(plan.target, "model", None) or getattr(plan.target, "label", "")
+    seen = _averages(store, plan.suite.name, name, [j.id for j in judges])
+    est = Estimate(cached=_cached(plan, cache_dir, set(conversations(plan.cases, plan.suite.path))))
     adaptive = (plan.suite.spec.tiers.get(plan.tier) or TierSpec()).adaptive_for(plan.tier)
     if adaptive.enabled:
         rest = plan.dataset.cases.height - plan.cases.height
         est.extension = min(adaptive.max_extra_cases, max(0, rest)) * plan.repeats
-    target = plan.target
-    n_target = len(plan.requests) - est.cached
-    if plan.requests:
-        prompt = sum(_chars(target.messages(r.messages)) for r in plan.requests) / len(plan.requests)
-    else:
-        prompt = 0.0
-    found = seen.get("target")
-    t_in, t_out, source = (found["tokens_in"], found["tokens_out"], f"history ({found['n']} calls)") if found else \
-        (prompt / _CHARS_PER_TOKEN, float(target.max_tokens), "prompt size and max_tokens (no history)")
-    one = _price(target.model, t_in, t_out) if n_target else 0.0
-    est.parts.append(ModelEstimate("target", target.model, n_target, t_in, t_out, source,
-                                   None if one is None else one * n_target))
+    target, prompt, t_out = _target_part(plan, seen, est.cached)
+    est.parts.append(target)
     for judge in judges:
         # One verdict per (case, repeat) the judge applies to, whether the target call is cached or not.
         scope = set(plan.cases.filter(judge.applies())["case_id"].to_list()) if plan.cases.height else set()

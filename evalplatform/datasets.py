@@ -11,6 +11,7 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from evalplatform.conversation import ConversationMessage, check_conversation
 from evalplatform.errors import InputError
 from evalplatform.provenance import canonical_json, sha256_text
 from evalplatform.textio import decode_utf8, loads_json
@@ -18,7 +19,8 @@ from evalplatform.textio import decode_utf8, loads_json
 MAX_DATASET_BYTES = 512 * 1024 * 1024
 SEVERITIES = ("low", "medium", "high", "critical")
 SOURCES = ("golden", "regression", "trace")
-RESERVED = ("output", "tags", "repeat", "case_hash", "__row")
+# Columns of the scored frame a case field would collide with (trace: a trial's transcript and trajectory).
+RESERVED = ("output", "tags", "repeat", "case_hash", "__row", "trace", "trace_hash")
 
 
 class CaseRow(BaseModel):
@@ -31,6 +33,14 @@ class CaseRow(BaseModel):
     severity: Literal["low", "medium", "high", "critical"] | None = None
     source: Literal["golden", "regression", "trace"] | None = None
     tags: list[str] = Field(default_factory=list)
+    conversation: list[ConversationMessage] | None = Field(
+        default=None, description="A multi-turn case: messages played in order; an assistant message without "
+                                  "content is a turn the target plays (with optional `expect`).")
+
+    @field_validator("conversation")
+    @classmethod
+    def _playable(cls, v: list[ConversationMessage] | None) -> list[ConversationMessage] | None:
+        return check_conversation(v) if v is not None else v
 
     @field_validator("id", mode="before")
     @classmethod
@@ -143,6 +153,10 @@ def _validate_row(path: Path, where: str, raw: Any, default_source: str | None) 
         label = f"{where}: {field}" if field else where
         raise InputError(path, label, e["msg"]) from None
     row = case.model_dump()
+    if row["conversation"] is None:
+        del row["conversation"]  # absent stays absent: the case hashes of single-turn cases do not change
+    else:
+        row["conversation"] = [m.model_dump(exclude_none=True) for m in case.conversation or []]
     if row.get("source") is None:
         row["source"] = default_source or "golden"
     for k, v in row.items():

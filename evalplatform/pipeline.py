@@ -17,6 +17,7 @@ from evalplatform.request import RunRequest
 from evalplatform.planning import plan_tier
 from evalplatform.runner import ScoredRun, execute, load_dataset, more_evidence, plan_run, totals_of
 from evalplatform.suite import LoadedSuite, find_suite, load_suite
+from evalplatform.targets.dispatch import target_record
 
 
 def resolve_suite(project: Project, name_or_path: str) -> LoadedSuite:
@@ -69,9 +70,7 @@ def run_record(project: Project, suite: LoadedSuite, dataset: Dataset, plan, run
         "dataset_hash": dataset.version,
         "prompt_hash": suite.prompt_hash,
         "suite_hash": suite.suite_hash,
-        "target_model": plan.target.model,
-        "target_params": {**plan.target.params(), "api_base": redact(plan.target.api_base or "") or None,
-                          "system_prompt_sha256": provenance.sha256_text(plan.target.system_prompt or "")},
+        **target_record(plan.target, suite),
         "judge_pins": _judge_pins(suite),
         "seed": plan.target.seed,
         "repeats": plan.repeats,

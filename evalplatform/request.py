@@ -23,7 +23,8 @@ class RunOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: str | None = Field(None, description="Override the suite's target model (a litellm model string).")
+    model: str | None = Field(None, description="Override the suite's target model: a litellm model string, "
+                              "or for a Python target the release it runs (e.g. local/support-v2).")
     repeats: int | None = Field(None, ge=1, le=100, description="Override the tier's repeats.")
     no_cache: bool | None = Field(None, description="Neither read nor write the response cache (default: the "
                                                     "tier's own setting: the nightly tier re-samples).")

@@ -46,6 +46,10 @@ SCHEMA: dict[str, pl.DataType] = {
     "attempts": pl.Int32(),
     "explanation": pl.Utf8(),
     "error": pl.Utf8(),
+    # sha256 of the trial's trace as canonical JSON (transcript, replies per turn, tool calls, steps,
+    # retrieved context, final state); the JSON is stored once per hash next to the outputs. Null when
+    # the target returned text only (a single-turn model call) and for imported results.
+    "trace_hash": pl.Utf8(),
     # The scorer's own model call for this row (a judge's verdict): 1 when the model was asked (0 when the
     # response cache answered; null for scorers that call no model), and like the target's columns, the
     # tokens, cost and latency of the answer (a cache hit keeps the ones it first took).

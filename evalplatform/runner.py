@@ -13,13 +13,17 @@ from evalplatform import results as R
 from evalplatform.datasets import Dataset, load_cases
 from evalplatform.errors import InputError
 from evalplatform.models.calls import CallRequest, CallResult
-from evalplatform.models.target import Target
 from evalplatform.models.text import unicode_problem
+from evalplatform.conversation import (CONVERSATION_FIELD, TRACE_COLUMN, TRACE_HASH_COLUMN, is_conversation,
+                                       score_rows)
 from evalplatform.prompt import build_messages, render, template_fields
 from evalplatform.scorers.base import ScoringContext
 from evalplatform.provenance import sha256_text
 from evalplatform.selection import select_cases
+from evalplatform.targets.dispatch import prepare as prepare_target
+from evalplatform.targets.trace import trace_text
 from evalplatform.suite import LoadedSuite, TierSpec
+from evalplatform.targets.spec import AnyTarget
 from evalplatform.tiers import TierScope, select_scorers
 
 TIERS = ("pr", "nightly")
@@ -33,7 +37,7 @@ class RunPlan:
     dataset: Dataset
     tier: str
     cases: pl.DataFrame
-    target: Target
+    target: AnyTarget
     repeats: int
     requests: list[CallRequest] = field(default_factory=list)
     scope: TierScope | None = None
@@ -62,11 +66,14 @@ def load_dataset(suite: LoadedSuite) -> Dataset:
 
 def _check_case_fields(suite: LoadedSuite, cases: pl.DataFrame) -> None:
     """Fail before any model call when the prompt or a scorer reads a field a case lacks."""
+    # A conversation case is played from its messages: the prompt template does not apply to it.
+    single_turn = ~is_conversation() if CONVERSATION_FIELD in cases.columns else pl.lit(True)
     needs: list[tuple[str, str, pl.Expr]] = [
-        (f, "prompt", pl.lit(True)) for f in template_fields(suite.prompt_template, suite.root / suite.spec.prompt)
+        (f, "prompt", single_turn) for f in template_fields(suite.prompt_template, suite.root / suite.spec.prompt)
     ]
     for i, s in enumerate(suite.spec.scorers):
-        needs += [(f, f"scorers[{i}] ({s.id})", s.applies()) for f in s.columns_needed()]
+        needs += [(f, f"scorers[{i}] ({s.id})", s.applies() & s.field_needed(f, single_turn))
+                  for f in s.columns_needed()]
     for fieldname, label, applies in needs:
         scope = cases.filter(applies)
         if scope.height == 0:
@@ -103,6 +110,7 @@ def plan_run(
         target = target.model_copy(update={"model": model})
     if seed is not None:
         target = target.model_copy(update={"seed": seed})
+    prepare_target(target, suite)  # a Python target's import path, resolved before anything runs
     n_repeats = repeats or tier_spec.repeats or suite.spec.repeats
     if n_repeats < 1:
         raise InputError(None, "--repeats", "must be at least 1")
@@ -112,13 +120,16 @@ def plan_run(
                    requests=requests, scope=scope)
 
 
-def build_requests(suite: LoadedSuite, target: Target, cases: pl.DataFrame,
+def build_requests(suite: LoadedSuite, target: AnyTarget, cases: pl.DataFrame,
                    repeats: dict[str, Iterable[int]]) -> list[CallRequest]:
     """The model calls for the given repeats of each case (a run's own, or the ones an extension adds)."""
     fields = [f for f in template_fields(suite.prompt_template) if f in cases.columns]
     requests = []
-    for row in cases.select(["case_id", *fields]).iter_rows(named=True):
-        messages = build_messages(target.system_prompt, render(suite.prompt_template, row))
+    conversations = [CONVERSATION_FIELD] if CONVERSATION_FIELD in cases.columns else []
+    for row in cases.select(["case_id", *fields, *conversations]).iter_rows(named=True):
+        # A conversation case is played from its own messages (targets.dispatch), not from the template.
+        messages = [] if row.get(CONVERSATION_FIELD) is not None else \
+            build_messages(target.system_prompt, render(suite.prompt_template, row))
         requests += [CallRequest(case_id=row["case_id"], repeat=r, messages=messages)
                      for r in repeats.get(row["case_id"], ())]
     return requests
@@ -153,6 +164,10 @@ def outputs_frame(plan: RunPlan, calls: list[CallResult]) -> tuple[pl.DataFrame,
     texts: dict[str, str] = {}
     rows = []
     for c in calls:
+        # A trial's trace (transcript, tool calls, final state) is stored like an output: once per hash.
+        trace = trace_text(c.trace) if getattr(c, "trace", None) is not None else None
+        if trace is not None:
+            texts[sha256_text(trace)] = trace
         # The call layer already refuses such replies; this is the last gate before hashing and storing.
         problem = unicode_problem(c.text) if c.text is not None else None
         if problem:
@@ -166,11 +181,13 @@ def outputs_frame(plan: RunPlan, calls: list[CallResult]) -> tuple[pl.DataFrame,
             "call_error": c.error, "latency_ms": c.latency_ms, "served_ms": c.served_ms,
             "tokens_in": c.tokens_in, "tokens_out": c.tokens_out, "cost_usd": c.cost_usd,
             "cache_hit": c.cache_hit, "attempts": c.attempts,
+            TRACE_COLUMN: trace, TRACE_HASH_COLUMN: sha256_text(trace) if trace is not None else None,
         })
     calls_df = pl.DataFrame(rows, schema={
         "case_id": pl.Utf8, "repeat": pl.Int32, "output": pl.Utf8, "output_hash": pl.Utf8, "call_error": pl.Utf8,
         "latency_ms": pl.Float64, "served_ms": pl.Float64, "tokens_in": pl.Int64, "tokens_out": pl.Int64,
         "cost_usd": pl.Float64, "cache_hit": pl.Boolean, "attempts": pl.Int32,
+        TRACE_COLUMN: pl.Utf8, TRACE_HASH_COLUMN: pl.Utf8,
     })
     return calls_df.join(plan.cases, on="case_id", how="left"), texts
 
@@ -195,7 +212,7 @@ def score_outputs(plan: RunPlan, frame: pl.DataFrame, run_id: str, context: Scor
         if scope.height == 0:
             continue
         ok = scope.filter(pl.col("output").is_not_null())
-        scored = _with_usage(scorer.score_in_run(ok, context) if ok.height else ok.with_columns(
+        scored = _with_usage(score_rows(scorer, ok, context) if ok.height else ok.with_columns(
             pl.lit(None, dtype=pl.Float64).alias("score"), pl.lit(None, dtype=pl.Utf8).alias("explanation")))
         # A scorer that could not decide (a judge reply that did not parse) leaves the score null:
         # that is an error, never a fail, and its explanation is the error text.
@@ -235,12 +252,9 @@ def run_calls_for_plan(
     on_result: Callable[[CallResult], None] | None = None,
     budget=None,
 ) -> list[CallResult]:
-    from evalplatform.models.cache import ResponseCache
-    from evalplatform.models.calls import run_calls_sync
+    from evalplatform.targets.dispatch import run_plan_calls
 
-    cache = ResponseCache(cache_dir) if cache_dir is not None else None
-    return run_calls_sync(plan.target, plan.requests, concurrency=concurrency or plan.suite.spec.concurrency,
-                          cache=cache, on_result=on_result, budget=budget)
+    return run_plan_calls(plan, cache_dir=cache_dir, concurrency=concurrency, on_result=on_result, budget=budget)
 
 
 @dataclass

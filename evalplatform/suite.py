@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from evalplatform.errors import InputError
 from evalplatform.textio import load_yaml
-from evalplatform.models.target import Target
 from evalplatform.scorers.specs import ScorerSpec
+from evalplatform.targets.spec import TARGET_TAGS, AnyTarget
 
 SUITE_SCHEMA_VERSION = 1
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -149,7 +149,8 @@ class Suite(_Strict):
     description: str = ""
     datasets: list[DatasetRef] = Field(min_length=1)
     prompt: str = Field(description="Prompt template file, relative to the suite file; {{ field }} placeholders.")
-    target: Target
+    target: AnyTarget = Field(description="a litellm model ({model: ...}) or your Python pipeline or agent "
+                                          '({python: "package.module:function"})')
     concurrency: int = Field(default=8, ge=1, le=512)
     repeats: int = Field(default=1, ge=1, le=100)
     scorers: list[ScorerSpec] = Field(min_length=1)
@@ -275,11 +276,13 @@ def _first_error(path: Path, err: ValidationError, doc: Any) -> InputError:
     e = err.errors()[0]
     loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     # Discriminated unions put the tag name in the location; drop it so the path reads like the file.
-    loc = tuple(p for p in loc if p not in _scorer_tags())
+    loc = tuple(p for p in loc if p not in _scorer_tags() and p not in TARGET_TAGS)
     msg = e["msg"]
     if e["type"] == "extra_forbidden":
         msg = "unknown field"
         fix = "remove it or check its spelling against datasets/schema/suite.schema.json"
+        if loc[:1] == ("target",) and isinstance(doc.get("target"), dict) and "python" in doc["target"]:
+            fix = "a Python target takes its own settings under params: (the function gets them as case.params)"
     elif e["type"] == "missing":
         msg = "required field is missing"
         fix = "add it"

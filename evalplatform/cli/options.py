@@ -24,7 +24,8 @@ def run_options(f: Callable) -> Callable:
         click.option("--suite", required=True, help="suite name (datasets/NAME/suite.yaml) or path to a suite.yaml"),
         click.option("--tier", default="pr", show_default=True, metavar="TIER",
                      help="pr (cheap, on every change) or nightly (full datasets, repeats)"),
-        click.option("--model", help="override the suite's target model (litellm model string)"),
+        click.option("--model", help="override the suite's target model (a litellm model string,"
+                                      " or the release a Python target runs)"),
         click.option("--repeats", type=int, help="override the number of repeats"),
         # The history stores a seed as a 64-bit integer: a larger one is refused here, before anything runs.
         click.option("--seed", type=click.IntRange(-(2 ** 63), 2 ** 63 - 1), metavar="INTEGER",

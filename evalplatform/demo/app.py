@@ -35,8 +35,8 @@ def _truncate(text: str, max_tokens: Any) -> str:
     return text if len(words) <= int(max_tokens) else " ".join(words[: int(max_tokens)])
 
 
-def answer(messages: list[dict], params: dict | None = None, version: str = "support-v1") -> str:
-    """The assistant's reply to the last user message. Deterministic at temperature 0."""
+def route(messages: list[dict], params: dict | None = None, version: str = "support-v1") -> tuple[str, str]:
+    """The reply to the last user message and the skill that gave it. Deterministic at temperature 0."""
     params = params or {}
     text = _user_text(messages).strip()
     temperature = params.get("temperature") or 0
@@ -45,8 +45,13 @@ def answer(messages: list[dict], params: dict | None = None, version: str = "sup
     for skill in SKILLS:
         out = skill(turn)
         if out is not None:
-            return _truncate(out, params.get("max_tokens"))
-    return grounded.NO_INFO
+            return _truncate(out, params.get("max_tokens")), skill.__module__.rsplit(".", 1)[-1]
+    return grounded.NO_INFO, "none"
+
+
+def answer(messages: list[dict], params: dict | None = None, version: str = "support-v1") -> str:
+    """The assistant's reply to the last user message. Deterministic at temperature 0."""
+    return route(messages, params, version)[0]
 
 
 def make_app(version: str) -> Callable[[list[dict], dict], str]:

@@ -457,15 +457,18 @@ class HistoryStore:
 
     def token_averages(self, suite: str, target_model: str, scorers: list[str], last_runs: int = 20) -> dict:
         """Tokens per call over the suite's latest complete runs: {"target": {...}, <scorer id>: {...}}, each
-        {tokens_in, tokens_out, n}; only what the history has (what a run's cost estimate starts from)."""
+        {tokens_in, tokens_out, n} (the target's with cost_usd); only what the history has (what a run's cost estimate starts from)."""
         recent = ("SELECT run_id FROM runs WHERE suite = ? AND status = 'complete' "
                   "ORDER BY started_at DESC LIMIT ?")
         out: dict[str, dict] = {}
+        # A Python target may report its cost without tokens: those rows count for the cost average only.
         rows = self._rows(
-            "SELECT avg(tokens_in) AS tokens_in, avg(tokens_out) AS tokens_out, count(*) AS n FROM ("
-            "SELECT DISTINCT ON (r.run_id, r.case_id, r.\"repeat\") r.tokens_in, r.tokens_out FROM results r "
-            f"JOIN runs u ON u.run_id = r.run_id WHERE r.run_id IN ({recent}) AND u.target_model = ? "
-            "AND r.tokens_in IS NOT NULL AND r.tokens_out IS NOT NULL)", [suite, int(last_runs), target_model])
+            "SELECT avg(tokens_in) AS tokens_in, avg(tokens_out) AS tokens_out, avg(cost_usd) AS cost_usd, "
+            "count(*) AS n FROM ("
+            "SELECT DISTINCT ON (r.run_id, r.case_id, r.\"repeat\") r.tokens_in, r.tokens_out, r.cost_usd "
+            f"FROM results r JOIN runs u ON u.run_id = r.run_id WHERE r.run_id IN ({recent}) AND u.target_model = ? "
+            "AND ((r.tokens_in IS NOT NULL AND r.tokens_out IS NOT NULL) OR r.cost_usd IS NOT NULL))",
+            [suite, int(last_runs), target_model])
         if rows and rows[0]["n"]:
             out["target"] = rows[0]
         if scorers:

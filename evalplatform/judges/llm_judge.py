@@ -16,6 +16,7 @@ from typing import ClassVar, Literal
 import polars as pl
 from pydantic import Field, PrivateAttr, model_validator
 
+from evalplatform.conversation import judge_inputs
 from evalplatform.errors import InputError
 from evalplatform.judges import local_judges  # noqa: F401  (serves local/judge-rubric and local/judge-lenient)
 from evalplatform.judges.calibration_set import CalibrationSet, load_calibration_set
@@ -62,6 +63,10 @@ class JudgeScorerBase(ScorerBase):
 
     def columns_needed(self) -> list[str]:
         return [self.input_field]
+
+    def field_needed(self, field: str, single_turn: pl.Expr) -> pl.Expr:
+        # On a conversation the judge is shown the transcript instead of the input field.
+        return single_turn if field == self.input_field else pl.lit(True)
 
     def check_files(self, root: Path, suite_path: Path, field: str) -> None:
         from evalplatform.paths import inside_project
@@ -203,7 +208,7 @@ class LLMJudge(JudgeScorerBase):
     def score_in_run(self, frame: pl.DataFrame, context: ScoringContext | None = None) -> pl.DataFrame:
         """One verdict per row, repeat r of a case judged with its own seed; with the run's cache (none: fresh
         samples) and budget; each row carries its call's usage (results.SCORER_USAGE)."""
-        inputs = frame[self.input_field].cast(pl.Utf8).fill_null("").to_list()
+        inputs = judge_inputs(frame, self.input_field)
         repeats = frame["repeat"].fill_null(0).to_list() if "repeat" in frame.columns else 0
         cache_dir = self.cache_dir() if context is None else (context.cache_dir if self.cache else None)
         judgments = self.judge_texts(inputs, frame["output"].to_list(), repeat=repeats, cache_dir=cache_dir,

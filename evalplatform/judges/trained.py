@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
+from evalplatform.conversation import judge_inputs
 from evalplatform.judges.calibration_set import CalibrationSet
 from evalplatform.judges.identity import JudgeIdentity
 from evalplatform.judges.llm_judge import JudgeScorerBase
@@ -150,7 +151,7 @@ class TrainedJudge(JudgeScorerBase):
         model, digest = self.model()
         key = self.identity().key
         x = np.column_stack([
-            frame[self.input_field].cast(pl.Utf8).fill_null("").to_numpy().astype(object),
+            np.array(judge_inputs(frame, self.input_field), dtype=object),
             frame["output"].cast(pl.Utf8).fill_null("").to_numpy().astype(object),
         ]) if frame.height else np.empty((0, 2), dtype=object)
         p_pass = model.predict_proba(x)[:, 1] if frame.height else np.empty(0)

@@ -36,6 +36,8 @@ class CachedResponse(BaseModel):
     latency_ms: float
     model: str
     created_at: str = Field(default_factory=_now)
+    # A Python target's trial trace (transcript, tool calls, final state); None for a model's reply.
+    trace: dict[str, Any] | None = None
 
 
 def cache_key(model: str, api_base: str | None, messages: list[dict], params: dict[str, Any],

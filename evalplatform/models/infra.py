@@ -13,6 +13,8 @@ _MAX_FIRST_ERROR = 240
 
 
 def _endpoint(target: Target) -> str:
+    if getattr(target, "python", None):  # a Python target (targets.spec.PythonTarget): its dependencies failed
+        return f"the Python target {target.python}'s dependencies"
     return redact(target.api_base) if target.api_base else f"{target.model} (the provider's default endpoint)"
 
 

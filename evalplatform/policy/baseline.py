@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from evalplatform import stats
+from evalplatform.policy import ratio
 from evalplatform.policy.metrics import METRICS
 from evalplatform.policy.units import Missing, RuleFailure, Selected
 
@@ -57,7 +58,8 @@ def compare(rule: "Rule", cand_rows: Selected, base_rows: Selected) -> dict:
     spec = METRICS[rule.metric]
     margin = rule.bound.value
     if spec.relative == "ratio":
-        return _ratio(rule, cand_rows, base_rows, margin)
+        # A whole-run statistic of a few noisy cases moves a lot between runs: decide on its bootstrap interval.
+        return ratio.with_interval(rule, cand_rows, base_rows, _ratio(rule, cand_rows, base_rows, margin))
     try:
         cand = spec.per_case(cand_rows, rule)
     except Missing as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -53,6 +53,17 @@ class ScorerBase(BaseModel):
     criterion: str = Field(min_length=1, description="The quality criterion this scorer measures.")
     when: When | None = Field(default=None, description="Which cases it applies to (all when unset).")
     threshold: float = Field(default=1.0, ge=0, le=1, description="Pass when score >= threshold.")
+    turn: int | Literal["last", "each", "transcript"] = Field(
+        default="last", description="Multi-turn cases: which reply is scored. last (the final reply), N (the N-th "
+                                    "reply of the target, from 1), each (every reply must pass), transcript (the "
+                                    "whole conversation as text).")
+
+    @field_validator("turn")
+    @classmethod
+    def _turn(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("turns are counted from 1 (the target's first reply)")
+        return v
 
     @field_validator("criterion")
     @classmethod
@@ -62,6 +73,10 @@ class ScorerBase(BaseModel):
     def columns_needed(self) -> list[str]:
         """Case fields the scorer reads; every case it applies to must have them."""
         return []
+
+    def field_needed(self, field: str, single_turn: pl.Expr) -> pl.Expr:
+        """Which of the cases it applies to must have `field` (single_turn: the cases without a conversation)."""
+        return pl.lit(True)
 
     def check_files(self, root: Path, suite_path: Path, field: str) -> None:
         """Validate files the spec points at (relative to the suite), raising InputError."""

@@ -6,7 +6,7 @@ from typing import Annotated, Union
 
 from pydantic import Field
 
-from evalplatform.scorers import formats, safety, text  # noqa: F401  (registers the types)
+from evalplatform.scorers import formats, safety, text, trajectory, turns  # noqa: F401  (registers the types)
 from evalplatform.judges import llm_judge, trained  # noqa: F401,E402  (registers llm_judge, trained_judge)
 from evalplatform.scorers.base import SCORER_REGISTRY
 

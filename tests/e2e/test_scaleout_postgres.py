@@ -27,10 +27,11 @@ DEPLOY = ROOT / "deploy"
 SUITES = ("demo", "smoke", "smoke_copy")
 RUN_TIMEOUT_S = 420
 HISTORY_WRITERS = ("__pr_run", "__promoted_baseline")  # step keys of the assets in the history_writer pool
-# One process per step, forked from a server that already imported the code location and Great Expectations
-# (instead of each step paying ~3-8 s of imports in a fresh interpreter): run config, not a second code location.
+# One process per step, forked from a server that already imported Great Expectations (the heaviest import).
+# Not `definitions`: loading the code location starts polars' thread pool (regex checks), and a pool inherited
+# across fork deadlocks the step that next uses polars.
 MULTIPROCESS = {"execution": {"config": {"multiprocess": {"start_method": {"forkserver": {
-    "preload_modules": ["definitions", "great_expectations"]}}}}}}
+    "preload_modules": ["great_expectations"]}}}}}}
 
 
 def _credentials(node) -> list[tuple[str, object]]:
