@@ -12,6 +12,7 @@ import pytest
 
 from evalplatform.budget import Budget, Limits, estimate_run
 from evalplatform.cli import main
+from evalplatform.errors import InputError
 from evalplatform.history import HistoryStore
 from evalplatform.pipeline import planned_run, scored_run
 from evalplatform.project import Project
@@ -194,3 +195,59 @@ def test_a_budget_admits_calls_until_a_limit_is_reached_and_counts_the_refusals(
     calls = Budget(Limits(max_calls=2, calls_from="--max-calls"))
     assert calls.admit() and calls.admit() and not calls.admit()
     assert "2 model calls made, the limit of --max-calls (2)" in calls.reason()
+
+
+PRICED_PIPELINE = '''
+from evalplatform.targets import TargetResult
+
+PLAYED = []
+
+def answer(case):
+    PLAYED.append(case.prompt)
+    return TargetResult(output=f"hello {case.prompt.strip()}", tokens_in=3, tokens_out=5, cost_usd=0.25)
+'''
+
+
+def _pipeline_suite(tmp_path, n: int = 6):
+    from tests.python_targets import case, make_suite
+
+    return make_suite(tmp_path, PRICED_PIPELINE, cases=[case(f"c{i}", f"q{i}", ["hello"]) for i in range(n)],
+                      target={"python": "priced_pipeline_budget:answer"}, module="priced_pipeline_budget",
+                      extra={"concurrency": 1})
+
+
+def test_a_python_targets_trials_are_held_to_the_budget_one_call_each_at_their_reported_cost(tmp_path):
+    import sys
+
+    from evalplatform.runner import execute, plan_run
+
+    suite_file = _pipeline_suite(tmp_path)
+    plan = plan_run(load_suite(suite_file), "pr")
+    budget = Budget(Limits(budget_usd=0.6, budget_from="--budget-usd"))
+    run = execute(plan, "run-budget", cache_dir=None, budget=budget)
+    # $0.25 a trial: the third brings the spend to $0.75, over $0.60; the other three are never played.
+    assert len(sys.modules["priced_pipeline_budget"].PLAYED) == 3
+    rows = run.results.filter(pl.col("error").fill_null("").str.contains("budget exhausted"))
+    assert rows["case_id"].n_unique() == 3 and (rows["outcome"] == "error").all()
+    assert budget.exhausted and budget.spent_usd == pytest.approx(0.75) and budget.refused == 3
+
+
+def test_a_python_targets_estimate_is_unknown_until_its_trials_have_reported_their_cost(tmp_path, monkeypatch):
+    suite_file = _pipeline_suite(tmp_path)
+    monkeypatch.setenv("EVALPLATFORM_PROJECT", str(suite_file.parents[2]))
+    monkeypatch.chdir(suite_file.parents[2])
+    for name in ("EVALPLATFORM_HOME", "EVALPLATFORM_HISTORY"):
+        monkeypatch.delenv(name, raising=False)
+    project = Project(suite_file.parents[2])
+    store = HistoryStore(project.history_path)
+    plan = planned_run(store, load_suite(suite_file), RunRequest(suite="team"))
+    before = estimate_run(plan, store)
+    assert before.cost_usd is None and before.calls == 6  # one call per trial; it may call any model
+    assert "no price or cost history for python:priced_pipeline_budget:answer" in before.line()
+    # A dollar limit cannot be held without a price: refused before any trial, naming the option.
+    with pytest.raises(InputError) as err:
+        scored_run(project, RunRequest(suite="team", budget_usd=5.0))
+    assert err.value.field == "--budget-usd" and HistoryStore(project.history_path).list_runs().height == 0
+    scored_run(project, RunRequest(suite="team", no_cache=True))
+    after = estimate_run(plan, store)
+    assert after.cost_usd == pytest.approx(6 * 0.25) and after.parts[0].token_source == "history (6 trials)"
