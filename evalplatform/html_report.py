@@ -136,7 +136,15 @@ def _confusions(store: HistoryStore, run: dict) -> list[dict[str, Any]]:
 # -- pages ---------------------------------------------------------------------------------------------
 
 
-def _trend_section(points: list[dict], floor: float | None, mark: str | None = None) -> str:
+def _keep(png: bytes, name: str, plots_out: dict[str, bytes] | None) -> bytes:
+    """The plot, also kept under its file name when the caller saves the plots as PNG files (--plots)."""
+    if plots_out is not None:
+        plots_out[f"report_{name}.png"] = png
+    return png
+
+
+def _trend_section(points: list[dict], floor: float | None, mark: str | None = None,
+                   plots_out: dict[str, bytes] | None = None) -> str:
     from evalplatform import plots
 
     rows = [[p["run_id"], p["tier"], p["model"], _outcome(p["decision"] or "-"),
@@ -144,8 +152,10 @@ def _trend_section(points: list[dict], floor: float | None, mark: str | None = N
              "-" if p["lower"] is None else f"[{p['lower']:.3f}, {p['upper']:.3f}]",
              f"{p['model_calls']}", f"{p['judge_calls']}", f"${p['target_cost_usd'] + p['judge_cost_usd']:.4f}",
              "-" if p["latency_p95_ms"] is None else f"{p['latency_p95_ms']:.0f}"] for p in reversed(points)]
-    return ("<h2>Pass rate over runs</h2>" + _img(plots.trend(points, floor=floor, mark=mark), "pass rate trend")
-            + "<h2>Cost and latency over runs</h2>" + _img(plots.cost_latency(points), "cost and latency")
+    return ("<h2>Pass rate over runs</h2>"
+            + _img(_keep(plots.trend(points, floor=floor, mark=mark), "pass_rate", plots_out), "pass rate trend")
+            + "<h2>Cost and latency over runs</h2>"
+            + _img(_keep(plots.cost_latency(points), "cost_latency", plots_out), "cost and latency")
             + _table(["run", "tier", "model", "decision", "pass rate", "95% interval", "target calls", "judge calls",
                       "cost", "P95 ms"], rows, {4, 5, 6, 7, 8, 9}))
 
@@ -160,7 +170,8 @@ def _floor(suite) -> float:
     return suite.spec.gate.pass_rate_floor
 
 
-def trend_report(project: Project, suite_name: str, store: HistoryStore | None = None) -> str:
+def trend_report(project: Project, suite_name: str, store: HistoryStore | None = None,
+                 plots_out: dict[str, bytes] | None = None) -> str:
     from evalplatform.pipeline import resolve_suite
 
     suite = resolve_suite(project, suite_name)
@@ -168,11 +179,12 @@ def trend_report(project: Project, suite_name: str, store: HistoryStore | None =
     points = trend_points(store, suite.name, _advisory(suite))
     body = (f"<h1>Suite {_e(suite.name)}: trend</h1><p class='muted'>the latest {len(points)} complete runs "
             f"(at most {TREND_RUNS}); pass rate of the gating scorers per case, clustered by case</p>"
-            + _trend_section(points, _floor(suite)))
+            + _trend_section(points, _floor(suite), plots_out=plots_out))
     return _page(f"{suite.name} trend", body)
 
 
-def run_report(project: Project, suite_name: str, run_id: str, store: HistoryStore | None = None) -> str:
+def run_report(project: Project, suite_name: str, run_id: str, store: HistoryStore | None = None,
+               plots_out: dict[str, bytes] | None = None) -> str:
     from evalplatform import plots
     from evalplatform.flakiness import flaky_cases
     from evalplatform.pipeline import resolve_suite
@@ -213,9 +225,11 @@ def run_report(project: Project, suite_name: str, run_id: str, store: HistorySto
           f"[{c['lower']:.1%}, {c['upper']:.1%}]" if c["n"] else "-", c["n"], c["errors"]]
          for c in criterion_table(results)], {1, 2, 3, 4}))
     parts.append("<h2>Per category" + (" against the baseline" if base_rates else "") + "</h2>"
-                 + _img(plots.categories(category_rates(results, advisory), base_rates), "categories"))
+                 + _img(_keep(plots.categories(category_rates(results, advisory), base_rates), "categories",
+                              plots_out), "categories"))
     parts.append("<h2>Judges against the human labels (calibration)</h2>"
-                 + _img(plots.confusion(_confusions(store, run)), "judge confusion matrices"))
+                 + _img(_keep(plots.confusion(_confusions(store, run)), "judges", plots_out),
+                        "judge confusion matrices"))
     u = usage(results)
     parts.append("<h2>Calls and cost</h2><pre>" + _e("\n".join(usage_lines(run, results, dec))) + "</pre>")
     if u["by_scorer"]:
@@ -233,7 +247,7 @@ def run_report(project: Project, suite_name: str, run_id: str, store: HistorySto
         parts.append("<p class='muted'>none" + (" (one repeat: nothing to compare)" if (run.get("repeats") or 1) < 2
                                                  else "") + "</p>")
     points = trend_points(store, suite.name, advisory)
-    parts.append(_trend_section(points, _floor(suite), mark=run["run_id"]))
+    parts.append(_trend_section(points, _floor(suite), mark=run["run_id"], plots_out=plots_out))
     return _page(f"{suite.name} run {run['run_id']}", "".join(parts))
 
 
@@ -242,11 +256,17 @@ def default_path(project: Project, suite: str, run_id: str | None) -> Path:
 
 
 def write_report(project: Project, suite: str, run_id: str | None = None, out: Path | None = None,
-                 store: HistoryStore | None = None) -> Path:
-    """Render the run's report (or the suite's trend without a run) to `out` (default under the state folder)."""
+                 store: HistoryStore | None = None, plots_dir: Path | None = None) -> Path:
+    """Render the run's report (or the suite's trend without a run) to `out` (default under the state folder);
+    with `plots_dir`, each plot is also saved there as a PNG file (report_pass_rate.png, ...)."""
     if out is not None and Path(out).is_dir():
         raise InputError(out, "--out", "is a folder", "give the report's file name, e.g. report.html")
-    page = run_report(project, suite, run_id, store) if run_id else trend_report(project, suite, store)
+    if plots_dir is not None and Path(plots_dir).exists() and not Path(plots_dir).is_dir():
+        raise InputError(plots_dir, "--plots", "is a file, not a folder", "give a folder for the PNG files")
+    kept: dict[str, bytes] | None = {} if plots_dir is not None else None
+    page = run_report(project, suite, run_id, store, kept) if run_id else trend_report(project, suite, store, kept)
+    if plots_dir is not None:
+        _write_plots(Path(plots_dir), kept or {})
     path = Path(out) if out is not None else default_path(project, suite, run_id and _full_id(store, project, run_id))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -258,6 +278,17 @@ def write_report(project: Project, suite: str, run_id: str | None = None, out: P
             raise InputError(out, "--out", f"cannot write: {exc.strerror or exc}") from None
         raise InfraError(f"{path}: cannot write the report: {exc.strerror or exc}") from None
     return path
+
+
+def _write_plots(folder: Path, plots: dict[str, bytes]) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, png in plots.items():
+            tmp = folder / (name + ".part")
+            tmp.write_bytes(png)
+            tmp.replace(folder / name)
+    except OSError as exc:  # the folder the user gave: their input to fix
+        raise InputError(folder, "--plots", f"cannot write the plots: {exc.strerror or exc}") from None
 
 
 def _full_id(store: HistoryStore | None, project: Project, run_id: str) -> str:

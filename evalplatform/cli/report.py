@@ -16,7 +16,10 @@ from evalplatform.errors import EXIT_PASS
                                                        "the suite's trend over its latest runs")
 @click.option("--out", metavar="FILE", help="where to write the HTML (default: .evalplatform/reports/SUITE/RUN.html "
                                             "or trend.html)")
-def command(suite: str, run_id: str | None, out: str | None) -> int:
+@click.option("--plots", "plots_dir", metavar="DIR", help="also save each plot as a PNG file in DIR "
+                                                         "(report_pass_rate.png, report_cost_latency.png, and for a "
+                                                         "run report_categories.png, report_judges.png)")
+def command(suite: str, run_id: str | None, out: str | None, plots_dir: str | None) -> int:
     """Write a run's report (decision, rates per category against the baseline, judge confusion matrices, calls and
     cost against the estimate, flaky cases, the suite's trend) or the suite's trend report (pass rate with interval
     bands, cost and latency over runs). One HTML file, plots embedded: it opens offline."""
@@ -24,6 +27,9 @@ def command(suite: str, run_id: str | None, out: str | None) -> int:
     from evalplatform.html_report import write_report
     from evalplatform.project import find_project
 
-    path = write_report(find_project(), suite, run_id, Path(out) if out else None)
+    path = write_report(find_project(), suite, run_id, Path(out) if out else None,
+                        plots_dir=Path(plots_dir) if plots_dir else None)
     output.echo(f"report: {path}")
+    if plots_dir:
+        output.echo(f"plots: {plots_dir}")
     return EXIT_PASS

@@ -60,3 +60,23 @@ def test_a_scored_run_that_died_is_recorded_failed_and_lowers_the_success_rate(t
     rate = checks["success_rate"]
     assert not rate.passed and rate.severity == dg.AssetCheckSeverity.ERROR
     assert rate.description.startswith("BREACH: 50.0%")
+
+
+def test_a_scored_run_materialization_links_its_html_report_and_shows_cost_estimate_and_flaky_cases(
+        tmp_path, project_env, instance):
+    from pathlib import Path
+
+    root = copy_project(tmp_path / "proj", suites=("smoke",))
+    defs = build_definitions(root)
+    result = run_job(defs, "smoke_pr", instance)
+    assert result.success
+    event = next(e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "smoke/pr_run")
+    meta = {k: v.value for k, v in event.materialization.metadata.items()}
+    report = Path(meta["report"])
+    assert report.is_file() and report.suffix == ".html"
+    page = report.read_text(encoding="utf-8")
+    assert meta["history_run_id"] in page and "data:image/png;base64," in page
+    assert meta["judge_calls"] == 0 and meta["judge_cost_usd"] == 0.0  # smoke runs deterministic scorers only
+    assert meta["estimated_calls"] == meta["model_calls"] > 0
+    assert meta["total_cost_usd"] == meta["cost_usd"] + meta["judge_cost_usd"]
+    assert meta["flaky_cases"] == 0 and meta["flaky_by_scorer"] == {}

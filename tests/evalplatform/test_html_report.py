@@ -76,11 +76,39 @@ def test_a_run_report_of_a_run_that_is_not_there_or_a_folder_as_out_is_one_line_
     mini_with_judge(tmp_path, monkeypatch)
     project = find_project()
     run, _ = scored_run(project, RunRequest(suite="mini", tier="pr"))
-    for args, words in ((["--run", "20990101T000000Z-deadbeef"], "no run"),
-                        (["--run", run.run_id, "--out", str(tmp_path)], "is a folder")):
-        assert main(["report", "--suite", "mini", *args]) == 2
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    for suite, args, words in (
+            ("mini", ["--run", "20990101T000000Z-deadbeef"], "no run"),
+            ("mini", ["--run", run.run_id, "--out", str(tmp_path)], "is a folder"),
+            ("nope", [], "nope"),                                                   # an unknown suite
+            ("nope", ["--run", run.run_id], "nope"),
+            ("mini", ["--out", str(blocker / "report.html")], "cannot write"),     # its folder is a file
+            ("mini", ["--plots", str(blocker)], "is a file, not a folder"),
+            ("mini", ["--plots", str(blocker / "plots")], "cannot write the plots")):
+        assert main(["report", "--suite", suite, *args]) == 2, (suite, args)
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and words in err[0]
+        assert len(err) == 1 and words in err[0] and err[0].startswith("error: "), (args, err)
+        assert "Traceback" not in err[0]
+    assert blocker.read_text() == "not a folder"  # nothing the user had is overwritten
+
+
+def test_report_plots_saves_each_plot_as_a_png_for_the_readme(tmp_path, monkeypatch, capsys):
+    mini_with_judge(tmp_path, monkeypatch)
+    project = find_project()
+    for _ in range(3):
+        scored_run(project, RunRequest(suite="mini", tier="pr"))
+    run, _ = scored_run(project, RunRequest(suite="mini", tier="nightly"))
+    folder = tmp_path / "img"
+    assert main(["report", "--suite", "mini", "--plots", str(folder)]) == 0
+    assert f"plots: {folder}" in capsys.readouterr().out
+    assert sorted(p.name for p in folder.iterdir()) == ["report_cost_latency.png", "report_pass_rate.png"]
+    image, colors = _pixels((folder / "report_pass_rate.png").read_bytes())
+    assert image.width > 300 and len(colors) > 50
+    assert max(count for count, _ in colors) < 0.95 * image.width * image.height
+    assert main(["report", "--suite", "mini", "--run", run.run_id, "--plots", str(folder)]) == 0
+    assert {p.name for p in folder.iterdir()} == {"report_cost_latency.png", "report_pass_rate.png",
+                                                  "report_categories.png", "report_judges.png"}
 
 
 def test_listing_the_verbs_or_reading_the_report_help_does_not_import_matplotlib():
