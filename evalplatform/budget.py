@@ -93,7 +93,9 @@ class Budget:
         lim = self.limits
         if lim.max_calls is not None and self.calls >= lim.max_calls:
             return f"{self.calls} model calls made, the limit of {lim.calls_from} ({lim.max_calls})"
-        if lim.budget_usd is not None and self.spent_usd >= lim.budget_usd:
+        # At the limit no priced call may start; a zero budget still admits free calls (local models, cache).
+        if lim.budget_usd is not None and (self.spent_usd > lim.budget_usd
+                                           or 0 < lim.budget_usd <= self.spent_usd):
             return f"${self.spent_usd:.4f} spent, the limit of {lim.budget_from} (${lim.budget_usd:g})"
         return None
 

@@ -128,6 +128,11 @@ def cost_latency(points: Sequence[dict[str, Any]]) -> bytes:
     top.bar(x, target, color="#1f77b4", label="target")
     top.bar(x, judges, bottom=target, color="#ff7f0e", label="judges")
     top.set_ylabel("cost (USD)")
+    # Cost is never negative; runs of local (free) models alone would otherwise centre the axis on zero.
+    top.set_ylim(bottom=0, top=None if max(t + j for t, j in zip(target, judges)) > 0 else 0.01)
+    if not any(t + j for t, j in zip(target, judges)):
+        top.text(0.5, 0.5, "$0 in every run", transform=top.transAxes, ha="center", va="center",
+                 color="#666")
     top.legend(fontsize=8)
     top.grid(axis="y", alpha=0.3)
     for tier in sorted({p["tier"] for p in pts}):

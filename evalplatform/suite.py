@@ -75,18 +75,18 @@ class PipelineSLOs(_Strict):
     """The suite's pipeline SLOs (the `<suite>/pipeline_slos` asset and its checks), over its latest runs."""
 
     runs: int = Field(default=20, ge=1, le=10_000, description="How many of the latest runs each SLO looks at.")
-    pr_wall_p95_s: float = Field(default=600.0, gt=0, description="PR-tier wall time P95 (start to decision) "
+    pr_wall_p95_s: float = Field(default=600.0, gt=0, allow_inf_nan=False, description="PR-tier wall time P95 (start to decision) "
                                                                   "must stay under this many seconds.")
-    min_success_rate: float = Field(default=0.95, ge=0, le=1, description="Share of started runs that reached a "
+    min_success_rate: float = Field(default=0.95, ge=0, le=1, allow_inf_nan=False, description="Share of started runs that reached a "
                                                                           "decision (failed and abandoned runs "
                                                                           "count against it).")
-    min_cases_per_minute: float | None = Field(default=None, gt=0, description="Throughput floor (cases scored "
+    min_cases_per_minute: float | None = Field(default=None, gt=0, allow_inf_nan=False, description="Throughput floor (cases scored "
                                                                                "per minute of run wall time); "
                                                                                "unset: reported only.")
-    max_judge_cost_per_run_usd: float | None = Field(default=None, ge=0, description="Mean judge cost per run "
+    max_judge_cost_per_run_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False, description="Mean judge cost per run "
                                                                                      "ceiling; unset: reported "
                                                                                      "only.")
-    max_freshness_p95_h: float = Field(default=168.0, gt=0, description="Flag-to-regression-case time P95 of "
+    max_freshness_p95_h: float = Field(default=168.0, gt=0, allow_inf_nan=False, description="Flag-to-regression-case time P95 of "
                                                                         "production failures (hours).")
 
 

@@ -251,3 +251,50 @@ def test_a_python_targets_estimate_is_unknown_until_its_trials_have_reported_the
     scored_run(project, RunRequest(suite="team", no_cache=True))
     after = estimate_run(plan, store)
     assert after.cost_usd == pytest.approx(6 * 0.25) and after.parts[0].token_source == "history (6 trials)"
+
+
+def test_a_zero_dollar_budget_admits_free_calls_and_stops_at_the_first_paid_one():
+    budget = Budget(Limits(budget_usd=0.0, budget_from="--budget-usd"))
+    for _ in range(3):
+        assert budget.admit()
+        budget.spend(0.0)  # a local model: free
+    assert not budget.exhausted
+    budget.spend(0.01)
+    assert not budget.admit() and budget.exhausted
+
+
+@pytest.mark.parametrize("extra, field", [
+    ("budget_usd: .nan", "budget_usd"), ("budget_usd: -5", "budget_usd"), ("budget_usd: 1e400", "budget_usd"),
+    ("max_calls: 0", "max_calls"), ("max_calls: 2.5", "max_calls"),
+    ("pipeline_slos: {pr_wall_p95_s: .inf}", "pipeline_slos.pr_wall_p95_s"),
+    ("pipeline_slos: {max_judge_cost_per_run_usd: .nan}", "pipeline_slos.max_judge_cost_per_run_usd"),
+    ("pipeline_slos: {min_cases_per_minute: .inf}", "pipeline_slos.min_cases_per_minute"),
+])
+def test_a_corrupt_limit_in_the_suite_is_one_line_naming_file_and_field_before_anything_runs(tmp_path, monkeypatch,
+                                                                                            capsys, extra, field):
+    from tests.suite_helpers import make_project
+
+    root = make_project(tmp_path)
+    suite = root / "datasets" / "mini" / "suite.yaml"
+    suite.write_text(suite.read_text() + extra + "\n")
+    monkeypatch.setenv("EVALPLATFORM_PROJECT", str(root))
+    for name in ("EVALPLATFORM_HOME", "EVALPLATFORM_HISTORY"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["run", "--suite", "mini", "--engine", "direct"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(suite) in err[0] and f"{field}:" in err[0]
+    assert not (root / ".evalplatform" / "history.duckdb").exists()
+
+
+@pytest.mark.parametrize("args", [["--budget-usd", "nan"], ["--budget-usd", "-1"], ["--budget-usd", "inf"],
+                                  ["--budget-usd", "1e309"], ["--max-calls", "0"], ["--max-calls", "-3"]])
+def test_a_corrupt_limit_on_the_command_line_is_one_line_exit_2(tmp_path, monkeypatch, capsys, args):
+    from tests.suite_helpers import make_project
+
+    root = make_project(tmp_path)
+    monkeypatch.setenv("EVALPLATFORM_PROJECT", str(root))
+    for name in ("EVALPLATFORM_HOME", "EVALPLATFORM_HISTORY"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["run", "--suite", "mini", "--engine", "direct", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and args[0] in err[0]
