@@ -24,8 +24,13 @@ def command(suite: str, run_id: str | None, out: str | None, plots_dir: str | No
     cost against the estimate, flaky cases, the suite's trend) or the suite's trend report (pass rate with interval
     bands, cost and latency over runs). One HTML file, plots embedded: it opens offline."""
     # matplotlib is imported by the report only, so `evalplatform --help` and the other verbs stay quick.
+    from evalplatform.errors import InputError
     from evalplatform.html_report import write_report
     from evalplatform.project import find_project
+
+    if run_id is not None and not run_id.strip():  # an unset CI variable: never the trend in the run's place
+        raise InputError(None, "--run", "is empty", "give a run id (evalplatform history list), or leave --run out "
+                                                    "for the suite's trend")
 
     path = write_report(find_project(), suite, run_id, Path(out) if out else None,
                         plots_dir=Path(plots_dir) if plots_dir else None)

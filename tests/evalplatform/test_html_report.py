@@ -80,6 +80,7 @@ def test_a_run_report_of_a_run_that_is_not_there_or_a_folder_as_out_is_one_line_
     blocker.write_text("not a folder")
     for suite, args, words in (
             ("mini", ["--run", "20990101T000000Z-deadbeef"], "no run"),
+            ("mini", ["--run", " "], "--run: is empty"),
             ("mini", ["--run", run.run_id, "--out", str(tmp_path)], "is a folder"),
             ("nope", [], "nope"),                                                   # an unknown suite
             ("nope", ["--run", run.run_id], "nope"),
