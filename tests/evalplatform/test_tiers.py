@@ -167,3 +167,26 @@ def test_a_scope_recorded_with_a_run_is_read_back_for_its_re_decision(tmp_path, 
     suite = load_suite(project.datasets_dir / "mini" / "suite.yaml")
     scope = recorded_scope(HistoryStore(project.history_path), suite, run.run_id)
     assert isinstance(scope, TierScope) and "polite" in scope.not_in_tier and "has_word" in scope.run_ids
+
+
+def test_a_judge_refused_by_its_calibration_is_never_called_where_it_would_gate(tmp_path, monkeypatch, capsys):
+    import json
+    import shutil
+    from pathlib import Path
+
+    # An always-PASS judge, gating (not advisory), with the demo's tone labels as its calibration set (the
+    # default ../calibration/<criterion>.jsonl): its calibration refuses it.
+    suite = mini_with_judge(tmp_path, monkeypatch, judge=judge_scorer(advisory=False))
+    (suite.parents[1] / "calibration").mkdir()
+    shutil.copy(Path(__file__).resolve().parents[2] / "datasets" / "calibration" / "tone.jsonl",
+                suite.parents[1] / "calibration" / "tone.jsonl")
+    assert main(["calibrate", "--suite", "mini", "--k", "1"]) == 1  # refused
+    capsys.readouterr()
+    JUDGE_CALLS.clear()
+    code = main(["run", "--suite", "mini", "--tier", "nightly", "--engine", "direct", "--json", str(tmp_path / "d.json")])
+    out = capsys.readouterr().out
+    assert code == 1 and JUDGE_CALLS == []
+    floor = next(r for r in json.loads((tmp_path / "d.json").read_text())["rules"]
+                 if r["rule_id"] == "pass_rate_at_least_floor")
+    assert floor["outcome"] == "ERROR" and floor["reason"].startswith("judge polite is not allowed to gate: refused")
+    assert "polite (not called: the judge may not gate (refused" in out
