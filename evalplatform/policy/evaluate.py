@@ -255,7 +255,7 @@ def _relative_reason(numbers: dict, rule: Rule) -> str:
     if "ratio_lower" in numbers:  # p95_latency_ms, cost_per_case (policy/ratio.py)
         from evalplatform.policy.ratio import reason
 
-        return reason(numbers)
+        return reason(numbers) + _coverage(numbers)
     if numbers.get("lower") is None:
         return (f"{numbers['estimate']:.4g} vs baseline {numbers['baseline_estimate']:.4g}: limit "
                 f"{numbers['threshold']:.4g} (+{rule.bound.value:.0%})") + _coverage(numbers)
