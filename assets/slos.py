@@ -16,8 +16,11 @@ SENSOR = "pipeline_slo_automation"
 
 def _condition() -> dg.AutomationCondition:
     ac = dg.AutomationCondition
+    # Not while a scored run of the suite is in progress: a burst of runs refreshes the SLOs once, after it,
+    # rather than reading the history between every one of its writes.
     return ((ac.any_deps_updated() | ac.cron_tick_passed("0 * * * *")).since_last_handled()
-            .with_label("a scored run finished, or the hour turned") & ~ac.in_progress())
+            .with_label("a scored run finished, or the hour turned") & ~ac.in_progress()
+            & ~ac.any_deps_in_progress())
 
 
 def _slo_asset(entry: SuiteEntry) -> dg.AssetsDefinition:

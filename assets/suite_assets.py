@@ -184,7 +184,7 @@ def _run_metadata(view, eval_project: EvalProject) -> dict:
         "flaky_cases": view.flaky.get("n_flaky_cases", 0),
         "flaky_by_scorer": dg.MetadataValue.json(view.flaky.get("by_scorer") or {}),
         "scorers_not_run": dg.MetadataValue.json(view.scorers_not_run),
-        "report": dg.MetadataValue.path(view.report_path or "not written (see warnings)"),
+        "report": dg.MetadataValue.path(view.report_path or ""),
         "policy_rules": dg.MetadataValue.md(view.rules_md),
         "pass_rates": dg.MetadataValue.md(view.criteria_md),
         "failing_cases": dg.MetadataValue.md(
@@ -216,6 +216,12 @@ def _rule_checks(entry: SuiteEntry, run: dg.AssetsDefinition, tier: str) -> dg.A
                           description=f"The rules of {entry.policy.source} on the {tier} run, read from its "
                                       "decision of record.")
     def _checks(context: dg.AssetCheckExecutionContext, eval_project: EvalProject, scored: dict):
+        from evalplatform.pipeline import write_run_report
+
+        # The run's HTML report (its materialization links to it), drawn here: this step holds no history pool.
+        problem = write_run_report(eval_project.project(), entry.name, scored["run_id"], eval_project.store())
+        if problem:
+            context.log.warning(problem)
         decision = _raise_typed(lambda: recorded_decision(eval_project.store(), scored["run_id"]))
         by_id = {r["rule_id"]: r for r in decision["rules"]}
         for rule in rules:

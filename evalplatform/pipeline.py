@@ -249,13 +249,11 @@ def run_for_dagster(project: Project, request: RunRequest, *, dagster_run_id: st
     decision = record["decision_detail"]
     rules = [r.to_dict() for r in decision.rules]
     warnings = list(decision.warnings)
-    report = None
-    try:
-        from evalplatform.html_report import write_report
+    from evalplatform.html_report import default_path
 
-        report = str(write_report(project, record["suite"], run.run_id, store=store))
-    except Exception as exc:  # the run is stored and decided: a report that cannot be drawn is only a warning
-        warnings.append(f"report: not written ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+    # Where the run's report goes; it is drawn by the run's policy-check step (write_run_report), outside the
+    # one-writer history pool this step holds: matplotlib and four plots take seconds no other writer should wait.
+    report = str(default_path(project, record["suite"], run.run_id))
     scorers = record["provenance"].get("scorers") or {}
     return RunView(
         run_id=run.run_id, suite=record["suite"], tier=record["tier"], model=record["target_model"] or "",
@@ -267,6 +265,19 @@ def run_for_dagster(project: Project, request: RunRequest, *, dagster_run_id: st
         estimate=record["provenance"].get("estimate") or {}, flaky=summary(flaky_cases(run.results)),
         scorers_not_run=not_run(scorers),
         report_path=report)
+
+
+def write_run_report(project: Project, suite: str, run_id: str, store: HistoryStore | None = None) -> str | None:
+    """Draw a recorded run's HTML report at its default path; the reason it could not be, or None.
+
+    The run is stored and decided: a report that cannot be drawn is only a warning."""
+    try:
+        from evalplatform.html_report import write_report
+
+        write_report(project, suite, run_id, store=store)
+    except Exception as exc:
+        return f"report: not written ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+    return None
 
 
 def recorded_decision(store: HistoryStore, run_id: str) -> dict:
