@@ -59,11 +59,7 @@ def compare(rule: "Rule", cand_rows: Selected, base_rows: Selected) -> dict:
     margin = rule.bound.value
     if spec.relative == "ratio":
         # A whole-run statistic of a few noisy cases moves a lot between runs: decide on its bootstrap interval.
-        numbers = _ratio(rule, cand_rows, base_rows, margin)
-        # The interval is over the cases the baseline also ran, as the point ratio is (partial_baseline: shared).
-        shared = set(base_rows.rows["case_id"].unique().to_list())
-        return ratio.with_interval(rule, Selected(cand_rows.rows.filter(pl.col("case_id").is_in(list(shared)))),
-                                   base_rows, numbers)
+        return ratio.with_interval(rule, cand_rows, base_rows, _ratio(rule, cand_rows, base_rows, margin))
     try:
         cand = spec.per_case(cand_rows, rule)
     except Missing as exc:
