@@ -96,7 +96,7 @@ def test_blocked_run_shows_its_assets_checks_and_failing_reason_in_the_browser(c
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, timeout=UI_TIMEOUT_MS)
         try:
-            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
             page.set_default_timeout(UI_TIMEOUT_MS)
             expect.set_options(timeout=UI_TIMEOUT_MS)
 
@@ -110,6 +110,15 @@ def test_blocked_run_shows_its_assets_checks_and_failing_reason_in_the_browser(c
             page.get_by_text(re.compile(rf"^\d+ / {len(rules) + 1} Passed$")).first.wait_for(state="visible")
             expect(page.get_by_text(re.compile(r"^Loading"))).to_have_count(0)
             page.screenshot(path=tmp_path / "asset_graph.png")
+            if os.environ.get("EVALPLATFORM_SAVE_SCREENSHOTS") == "1":
+                # The README's picture: the whole group, zoomed out with the graph's zoom-out button (the
+                # lowest of the zoom controls, 28 px from the right edge and 149 px from the bottom).
+                width, height = page.viewport_size["width"], page.viewport_size["height"]
+                for _ in range(9):
+                    page.mouse.click(width - 28, height - 149)
+                    page.wait_for_timeout(400)
+                page.wait_for_timeout(1500)
+                page.screenshot(path=tmp_path / "lineage_readme.png")
 
             # The checks tab: one check per rule of the suite's policy, the failing one marked Failed.
             page.goto(ui + CHECKS_PATH)
@@ -131,4 +140,4 @@ def test_blocked_run_shows_its_assets_checks_and_failing_reason_in_the_browser(c
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     if os.environ.get("EVALPLATFORM_SAVE_SCREENSHOTS") == "1":
         LINEAGE_PNG.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(tmp_path / "asset_graph.png", LINEAGE_PNG)
+        shutil.copyfile(tmp_path / "lineage_readme.png", LINEAGE_PNG)
