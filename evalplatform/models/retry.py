@@ -199,7 +199,8 @@ def classify(exc: BaseException) -> Failure:
         kind = "config" if isinstance(local, UnknownAppError) else "local_app"
         return Failure(kind, False, None, _clean(str(local)))
     if any(isinstance(e, (MalformedResponse, json.JSONDecodeError)) for e in chain) or _undecodable(exc, chain):
-        return Failure("malformed", False, status, "malformed response body: " + _message(exc))
+        # No status: the body came with a 200; litellm's wrapper relabels it 500, which is not what was sent.
+        return Failure("malformed", False, None, "malformed response body: " + _message(exc))
     config = next((e for e in chain if isinstance(e, ClientConfigError)), None)
     if config is not None:
         hint = " (set the target's api_key_env)" if "api_key" in str(config).lower() else ""
