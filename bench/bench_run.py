@@ -27,7 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT / ".." / "shared" / "bench"
+# ../shared/bench from the main checkout, ../../shared/bench from a worktree under wt/; BENCH_SHARED overrides.
+SHARED = Path(os.environ.get("BENCH_SHARED") or next(
+    (p for p in (ROOT.parent / "shared" / "bench", ROOT.parent.parent / "shared" / "bench") if p.is_dir()),
+    ROOT.parent / "shared" / "bench"))
 PY = sys.executable
 _SCRIPT = Path(PY).parent / "evalplatform"
 # The installed console script is what users run; `-m` is the fallback when it is missing.
