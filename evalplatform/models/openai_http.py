@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 from typing import Any
 
 from evalplatform.errors import InputError
@@ -186,7 +187,7 @@ class OpenAIHTTP:
         if self._session is None:
             aiohttp = self._aiohttp
             # limit=0: the call layer's semaphore is the only bound on connections (concurrency may exceed 100).
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, socket_factory=_quick_ack_socket)
             # trust_env=False: with it, aiohttp reads the proxy variables and ~/.netrc in a worker thread on
             # every request (a third of a 6,000-call run's CPU); the proxy is looked up once per URL instead.
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False,
@@ -258,6 +259,34 @@ class OpenAIHTTP:
         if cost is None:
             raise NotPriced(completion_response.model)
         return cost
+
+
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
+
+
+class _QuickAckSocket(socket.socket):
+    """Acknowledges each read at once. A server that writes a reply's headers and body in two sends without
+    TCP_NODELAY (Python's http.server does) otherwise waits out the client's delayed ACK, ~40 ms a call on a
+    kept-alive connection: 110 calls/s instead of 153 at 16 x 100 ms against the bench mock."""
+
+    def recv(self, *args: Any) -> bytes:
+        data = super().recv(*args)
+        self.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+        return data
+
+    def recv_into(self, *args: Any) -> int:
+        n = super().recv_into(*args)
+        self.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+        return n
+
+
+def _quick_ack_socket(addr_info: Any) -> socket.socket:
+    family, type_, proto, _, _ = addr_info
+    if _QUICKACK is None or family not in (socket.AF_INET, socket.AF_INET6):
+        return socket.socket(family=family, type=type_, proto=proto)
+    sock = _QuickAckSocket(family=family, type=type_, proto=proto)
+    sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+    return sock
 
 
 async def _read(resp: Any) -> bytes:

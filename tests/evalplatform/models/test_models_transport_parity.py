@@ -263,3 +263,24 @@ def test_proxy_variables_are_honoured_and_no_proxy_exempts(openai_server, monkey
         assert r.ok
     finally:
         proxy.stop()
+
+
+@pytest.mark.skipif(not hasattr(__import__("socket"), "TCP_QUICKACK"), reason="TCP_QUICKACK is Linux-only")
+def test_lean_connections_acknowledge_every_read_at_once(openai_server, monkeypatch):
+    # http.server writes a reply's headers and body in two sends: without an immediate ACK the body
+    # waits out the client's delayed ACK (~40 ms per call on a kept-alive connection).
+    import socket
+
+    acks: list[int] = []
+
+    class Spy(openai_http._QuickAckSocket):
+        def setsockopt(self, level, option, value):
+            if option == socket.TCP_QUICKACK:
+                acks.append(value)
+            super().setsockopt(level, option, value)
+
+    monkeypatch.setattr(openai_http, "_QuickAckSocket", Spy)
+    results = run_calls_sync(target(openai_server, "ok", "openai"), [ask(f"ack {i}", f"c{i}") for i in range(5)],
+                             concurrency=1)
+    assert all(r.ok for r in results)
+    assert len(acks) >= 1 + 5 and set(acks) == {1}  # at connect, then after every read of every reply
