@@ -222,8 +222,11 @@ class OpenAIHTTP:
                                     "client or by setting the OPENAI_API_KEY environment variable")
         name = wire_model(model)
         url = base.rstrip("/") + "/chat/completions"
+        # As the OpenAI SDK under litellm: extra_body's keys join the body, extra_headers are headers.
+        extra_headers = params.pop("extra_headers", None) or {}
+        params.update(params.pop("extra_body", None) or {})
         body = json.dumps({"model": name, "messages": messages, **params}, ensure_ascii=False).encode("utf-8")
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", **extra_headers}
         if key:
             headers["Authorization"] = f"Bearer {key}"
         aiohttp = self._aiohttp

@@ -82,13 +82,15 @@ def test_transport_changes_neither_the_dump_nor_the_cache_key():
 def test_request_body_is_the_same_field_by_field(openai_server):
     out = both(openai_server, "ok", "body check", temperature=0.3, top_p=0.9, seed=7, max_tokens=33,
                system_prompt="be brief",
-               extra_params={"stop": ["\n\n"], "top_k": 5, "presence_penalty": 0.5, "logit_bias": {"50256": -100}})
+               extra_params={"stop": ["\n\n"], "top_k": 5, "presence_penalty": 0.5, "logit_bias": {"50256": -100},
+                             "extra_body": {"guided_choice": ["a", "b"]}, "response_format": {"type": "json_object"}})
     (_, lite, _), (_, lean, _) = out["litellm"], out["openai"]
     assert len(lite) == len(lean) == 1
     assert lean[0] == lite[0]
     assert lean[0]["messages"][0] == {"role": "system", "content": "be brief"}
-    assert {k: lean[0][k] for k in ("temperature", "top_p", "seed", "max_tokens", "stop", "top_k")} == \
-        {"temperature": 0.3, "top_p": 0.9, "seed": 7, "max_tokens": 33, "stop": ["\n\n"], "top_k": 5}
+    assert {k: lean[0][k] for k in ("temperature", "top_p", "seed", "max_tokens", "stop", "top_k", "guided_choice")} == \
+        {"temperature": 0.3, "top_p": 0.9, "seed": 7, "max_tokens": 33, "stop": ["\n\n"], "top_k": 5,
+         "guided_choice": ["a", "b"]}
 
 
 @pytest.mark.parametrize("behaviour", ["ok", "priced", "nousage", "nullcontent", "flaky429-1", "status-429",
