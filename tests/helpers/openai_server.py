@@ -16,6 +16,8 @@ Models (the part after `openai/` in a litellm model string):
   status-NNN    that HTTP status with an OpenAI-style error body (429 carries Retry-After: 0)
   badutf8       200 whose body is not valid UTF-8
   truncated     200 whose body stops before its Content-Length, then the connection closes
+  cutjson       200 whose whole body (Content-Length right) is JSON cut off mid-object
+  chunked-N     200 sent chunked (no Content-Length) with a reply text of N bytes
   priced        200 naming gpt-4o-mini as the answering model, usage with cached prompt tokens (a priced reply)
   nousage       200 without a usage object
   nullcontent   200 whose message content is null
@@ -225,6 +227,18 @@ def _make_handler(server: OpenAIServer):
                 self.wfile.write(b'{"choices":[{"message":{"role":"assis')
                 self.wfile.flush()
                 self.close_connection = True
+            elif model == "cutjson":
+                self._send(200, b'{"choices":[{"message":{"role":"assis')
+            elif model.startswith("chunked-"):
+                payload = json.dumps(_completion(model, prompt, "y" * int(model.split("-", 1)[1]))).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for i in range(0, len(payload), 8192):
+                    part = payload[i:i + 8192]
+                    self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+                self.wfile.write(b"0\r\n\r\n")
             elif model == "priced":
                 body = _completion("gpt-4o-mini", prompt)
                 body["usage"] = {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500,

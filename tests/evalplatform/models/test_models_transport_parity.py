@@ -97,7 +97,8 @@ def test_request_body_is_the_same_field_by_field(openai_server):
 @pytest.mark.parametrize("behaviour", ["ok", "priced", "nousage", "nullcontent", "flaky429-1", "status-429",
                                        "always500", "status-502", "status-503", "status-504", "status-408",
                                        "status-400", "status-401", "status-403", "status-404", "status-422",
-                                       "malformed", "badutf8", "truncated", "surrogate", "surrogate400"])
+                                       "malformed", "cutjson", "badutf8", "truncated", "surrogate", "surrogate400",
+                                       "chunked-20000"])
 def test_outcome_usage_cost_error_class_and_retries_match(openai_server, behaviour):
     out = both(openai_server, behaviour, f"parity {behaviour}", backoff_base_s=0.0, backoff_max_s=0.0)
     (lite, lite_bodies, lite_waits), (lean, lean_bodies, lean_waits) = out["litellm"], out["openai"]
@@ -162,6 +163,9 @@ def test_a_body_over_the_size_limit_is_refused_not_buffered(openai_server, monke
     assert r.error_kind == "malformed" and r.attempts == 1 and "larger than" in r.error
     [r] = run_calls_sync(target(openai_server, "big-1000", "openai"), [ask("small enough")], clock=FakeClock())
     assert r.ok and len(r.text) == 1000
+    # Without a Content-Length (chunked), the limit holds while reading.
+    [r] = run_calls_sync(target(openai_server, "chunked-100000", "openai"), [ask("chunked huge")], clock=FakeClock())
+    assert r.error_kind == "malformed" and r.attempts == 1 and "larger than" in r.error
 
 
 def test_server_killed_mid_run_gives_every_request_one_honest_result(tmp_path):
