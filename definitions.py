@@ -9,9 +9,11 @@ from assets.catalog import discover
 from assets.executor import in_process_unless_told
 from assets.judges import build_judges
 from assets.resources import PROJECT_ROOT, EvalProject
+from assets.slos import build_slos
 from assets.suite_assets import build_suite
 from assets.traces import build_all as build_production
 from sensors.dataset_changes import build_dataset_sensor
+from sensors.run_failures import scored_run_failures
 
 
 def build_definitions(project_root: Path = PROJECT_ROOT) -> dg.Definitions:
@@ -35,6 +37,9 @@ def build_definitions(project_root: Path = PROJECT_ROOT) -> dg.Definitions:
     production = build_production(catalog, project_root)
     assets, checks, jobs, sensors = assets + production.assets, checks + production.checks, jobs + production.jobs, \
         sensors + production.sensors
+    # Pipeline SLOs per suite (checks per SLO), and the history learning of scored runs that died.
+    slo_assets, slo_sensors = build_slos(catalog)
+    assets, sensors = assets + slo_assets, sensors + slo_sensors + ([scored_run_failures] if catalog.entries else [])
     if catalog.entries:
         # Dagster's default automation sensor starts STOPPED; this one evaluates promotion from the start, so a
         # scored run materialized from the UI is promoted when, and only when, its blocking checks passed.

@@ -15,6 +15,8 @@ class ScoredRunConfig(dg.Config):
     no_cache: bool | None = Field(None, description=RunOptions.model_fields["no_cache"].description)
     concurrency: int | None = Field(None, description=RunOptions.model_fields["concurrency"].description)
     seed: int | None = Field(None, description=RunOptions.model_fields["seed"].description)
+    budget_usd: float | None = Field(None, description=RunOptions.model_fields["budget_usd"].description)
+    max_calls: int | None = Field(None, description=RunOptions.model_fields["max_calls"].description)
 
     def request(self, suite: str, tier: str) -> RunRequest:
         """The RunRequest this config spells (validated there: bad values are one line, exit 2)."""

@@ -151,7 +151,8 @@ def _run_asset(entry: SuiteEntry, tier: str, upstream: list[dg.AssetKey],
             raise as_failure(InputError(None, f"run config: {'.'.join(map(str, first['loc']))}", first["msg"])) \
                 from None
         view = _raise_typed(lambda: run_for_dagster(eval_project.project(), request, dagster_run_id=context.run_id,
-                                                    store=eval_project.store()))
+                                                    store=eval_project.store(),
+                                                    on_estimate=lambda e: context.log.info(e.line())))
         # Tags that make runs tell apart in the runs list (which model, which decision).
         context.instance.add_run_tags(context.run_id, {k: v for k, v in view.tags.items() if v})
         for warning in view.warnings:
@@ -176,6 +177,14 @@ def _run_metadata(view, eval_project: EvalProject) -> dict:
         "error": t.get("n_error", 0),
         "model_calls": t.get("model_calls", 0), "cache_hits": t.get("cache_hits", 0),
         "cost_usd": float(t.get("cost_usd") or 0.0), "wall_s": float(t.get("wall_s") or 0.0),
+        "judge_calls": t.get("judge_calls", 0), "judge_cost_usd": float(t.get("judge_cost_usd") or 0.0),
+        "total_cost_usd": float(t.get("total_cost_usd") or 0.0),
+        "estimated_calls": view.estimate.get("calls", 0),
+        "estimated_cost_usd": float(view.estimate.get("cost_usd") or 0.0),
+        "flaky_cases": view.flaky.get("n_flaky_cases", 0),
+        "flaky_by_scorer": dg.MetadataValue.json(view.flaky.get("by_scorer") or {}),
+        "scorers_not_run": dg.MetadataValue.json(view.scorers_not_run),
+        "report": dg.MetadataValue.path(view.report_path or ""),
         "policy_rules": dg.MetadataValue.md(view.rules_md),
         "pass_rates": dg.MetadataValue.md(view.criteria_md),
         "failing_cases": dg.MetadataValue.md(
@@ -207,6 +216,12 @@ def _rule_checks(entry: SuiteEntry, run: dg.AssetsDefinition, tier: str) -> dg.A
                           description=f"The rules of {entry.policy.source} on the {tier} run, read from its "
                                       "decision of record.")
     def _checks(context: dg.AssetCheckExecutionContext, eval_project: EvalProject, scored: dict):
+        from evalplatform.pipeline import write_run_report
+
+        # The run's HTML report (its materialization links to it), drawn here: this step holds no history pool.
+        problem = write_run_report(eval_project.project(), entry.name, scored["run_id"], eval_project.store())
+        if problem:
+            context.log.warning(problem)
         decision = _raise_typed(lambda: recorded_decision(eval_project.store(), scored["run_id"]))
         by_id = {r["rule_id"]: r for r in decision["rules"]}
         for rule in rules:

@@ -116,6 +116,7 @@ def decide_adaptively(
     results_label: str = "results",
     baseline_label: str = "baseline",
     judges_not_allowed: Mapping[str, str] | None = None,
+    scope: Mapping[str, tuple[str, str]] | None = None,
 ) -> AdaptiveOutcome:
     """Decide the policy on `results`, extending undecided blocking rules with evidence until decided.
 
@@ -128,7 +129,8 @@ def decide_adaptively(
         _at(r, s.confs[0]) if (s := _extendable(schedules, r)) else r for r in policy.rules]})
     by_id = {r.rule_id: r for r in evaluate_rules(
         first, results, baseline, calibrations=calibrations, input_warnings=input_warnings,
-        results_label=results_label, baseline_label=baseline_label, judges_not_allowed=judges_not_allowed)}
+        results_label=results_label, baseline_label=baseline_label, judges_not_allowed=judges_not_allowed,
+        scope=scope)}
     history: dict[str, list[dict]] = {}
     for rule in policy.rules:
         if (sched := _extendable(schedules, rule)) is not None:
@@ -137,7 +139,7 @@ def decide_adaptively(
     looks_log: list[dict[str, Any]] = []
     spent = 0.0
     kwargs = dict(calibrations=calibrations, input_warnings=input_warnings, import_warnings=policy.import_warnings,
-                  judges_not_allowed=judges_not_allowed)
+                  judges_not_allowed=judges_not_allowed, scope=scope)
     while True:
         pending = [r for r in policy.rules if (s := _extendable(schedules, r)) is not None
                    and by_id[r.id].outcome == "INCONCLUSIVE" and by_id[r.id].blocks and looked[r.id] + 1 < len(s.looks)]

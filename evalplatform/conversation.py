@@ -250,32 +250,41 @@ def missing_reason(turn: TurnRef) -> str:
     return f"the trial has no assistant turn {turn}"
 
 
-def score_rows(scorer: Any, frame: pl.DataFrame) -> pl.DataFrame:
-    """`scorer.score(frame)`, on the turn the scorer addresses (`turn:`); rows keep their order.
+def score_rows(scorer: Any, frame: pl.DataFrame, context: Any = None) -> pl.DataFrame:
+    """`scorer.score_in_run(frame, context)`, on the turn the scorer addresses (`turn:`); rows keep their order.
 
     A turn that does not exist scores null (an error, never a pass). With `turn: each` a row passes
-    only when every reply passes: its score is the lowest, its explanation the first failing turn's.
+    only when every reply passes: its score is the lowest, its explanation the first failing turn's; its
+    scorer usage (a judge's calls, tokens, cost, latency) is the sum over the turns judged.
     """
+    from evalplatform.results import SCORER_USAGE
+
+    def score(rows: pl.DataFrame) -> pl.DataFrame:
+        run = getattr(scorer, "score_in_run", None)
+        return run(rows, context) if run is not None else scorer.score(rows)
+
     turn = getattr(scorer, "turn", "last")
     if turn == "last":
-        return scorer.score(frame)
+        return score(frame)
     view = turn_view(frame, turn)
     present = view.filter(pl.col("output").is_not_null())
-    scored = scorer.score(present) if present.height else present.with_columns(
+    scored = score(present) if present.height else present.with_columns(
         pl.lit(None, dtype=pl.Float64).alias("score"), pl.lit(None, dtype=pl.Utf8).alias("explanation"))
-    scored = scored.with_row_index("__turn_ix").select("__view_src", "__turn_ix", "score", "explanation")
+    usage = [c for c in SCORER_USAGE if c in scored.columns]
+    scored = scored.with_row_index("__turn_ix").select("__view_src", "__turn_ix", "score", "explanation", *usage)
     rolled = (scored.sort(["__view_src", "score", "__turn_ix"], nulls_last=False)
               .group_by("__view_src", maintain_order=True)
               .agg(pl.col("score").first(), pl.col("explanation").first(),
-                   pl.col("score").is_null().any().alias("__undecided"), pl.len().alias("__n")))
+                   pl.col("score").is_null().any().alias("__undecided"), pl.len().alias("__n"),
+                   *[pl.when(pl.col(c).is_not_null().any()).then(pl.col(c).sum()).alias(c) for c in usage]))
     if turn == "each":
         rolled = rolled.with_columns(pl.when(pl.col("__n") > 1).then(
             pl.concat_str([pl.lit("a turn: "), pl.col("explanation")])).otherwise(pl.col("explanation"))
             .alias("explanation"))
     rolled = rolled.with_columns(pl.when(pl.col("__undecided")).then(pl.lit(None, dtype=pl.Float64))
                                  .otherwise(pl.col("score")).alias("score"))
-    base = frame.with_row_index("__view_src").drop("score", "explanation", strict=False)
-    out = base.join(rolled.select("__view_src", "score", "explanation"), on="__view_src", how="left",
+    base = frame.with_row_index("__view_src").drop("score", "explanation", *usage, strict=False)
+    out = base.join(rolled.select("__view_src", "score", "explanation", *usage), on="__view_src", how="left",
                     maintain_order="left")
     out = out.with_columns(pl.when(pl.col("score").is_null() & pl.col("explanation").is_null())
                            .then(pl.lit(f"{getattr(scorer, 'id', 'scorer')}: {missing_reason(turn)}"))

@@ -17,6 +17,7 @@ from evalplatform.suite import Gate, LoadedSuite
 if TYPE_CHECKING:
     from evalplatform.adaptive import AdaptiveOutcome, EvidenceSource
     from evalplatform.planning import TierPlan
+    from evalplatform.tiers import TierScope
 
 FLOOR_RULE = "pass_rate_at_least_floor"
 
@@ -179,11 +180,13 @@ def judge_calibrations(store: HistoryStore, suite: LoadedSuite, rules: Iterable[
     return out
 
 
-def judges_not_allowed(store: HistoryStore, suite: LoadedSuite, policy: Policy) -> dict[str, str]:
+def judges_not_allowed(store: HistoryStore, suite: LoadedSuite, policy: Policy, *,
+                       calibrate: bool = True) -> dict[str, str]:
     """Scorer id -> why the suite's judge, as configured now, may not gate (stale, refused, uncalibrated).
 
     Only judges a rule could read count: those not advisory, and those a rule names. A trained judge
-    with no calibration of its identity is calibrated here first, as judge_calibrations does.
+    with no calibration of its identity is calibrated here first, as judge_calibrations does (with
+    `calibrate=False`, which only reads, it counts as allowed: the run will calibrate it on first use).
     """
     from evalplatform.judges.calibrate import calibrate_judge, gate_status, latest_calibration, store_report
     from evalplatform.judges.suites import judges_in_suite
@@ -195,6 +198,8 @@ def judges_not_allowed(store: HistoryStore, suite: LoadedSuite, policy: Policy) 
         if judge.id in policy.advisory_scorers and judge.id not in named:
             continue
         if isinstance(judge, TrainedJudge) and latest_calibration(store, judge.identity().key) is None:
+            if not calibrate:
+                continue
             store_report(store, calibrate_judge(judge))
         status = gate_status(store, judge)
         if not status.allowed:
@@ -226,27 +231,42 @@ def decide_run(store: HistoryStore, suite: LoadedSuite, run_id: str, results: pl
     return decide_results(store, suite, run_id, results, record=record, tier=tier).decision
 
 
+def recorded_scope(store: HistoryStore, suite: LoadedSuite, run_id: str) -> "TierScope | None":
+    """The scorers a recorded run ran (its provenance), or None for a run from before tiers chose them."""
+    from evalplatform.tiers import from_record
+
+    run = store.get_run(run_id) or {}
+    return from_record(suite, (run.get("provenance") or {}).get("scorers"))
+
+
 def decide_results(store: HistoryStore, suite: LoadedSuite, run_id: str, results: pl.DataFrame | None = None, *,
                    record: bool = True, tier: str | None = None, plan: "TierPlan | None" = None,
-                   evidence: "EvidenceSource | None" = None) -> "AdaptiveOutcome":
+                   evidence: "EvidenceSource | None" = None, scope: "TierScope | None" = None) -> "AdaptiveOutcome":
     """Decide a run, extending its undecided blocking rules with `evidence` as the tier's `plan` schedules.
 
     Without a plan every rule gets one look at its own confidence. The decision's inputs record the
     baseline (and the runs pooled into it), the plan of the tier and every look; its warnings name the
-    rules the plan found unable to decide or likely to block a no-change re-run.
+    rules the plan found unable to decide or likely to block a no-change re-run. `scope` (the scorers the run
+    ran; read from a recorded run's provenance when not given) makes the rules that read only scorers its tier
+    does not run not applicable, and those that would read a judge left uncalled ERROR (evalplatform.tiers).
     """
     from evalplatform.adaptive import AdaptiveOutcome, decide_adaptively, summary
     from evalplatform.suite import Adaptive
+    from evalplatform.tiers import rule_scope_of_results
 
     eff = effective_policy(suite)
     results = results if results is not None else store.get_results(run_id)
     if tier is None:
         tier = (store.get_run(run_id) or {}).get("tier")
+    if scope is None:
+        scope = recorded_scope(store, suite, run_id)
     base = baseline_runs(store, suite.name, run_id, tier)
+    not_allowed = judges_not_allowed(store, suite, eff.policy)
     kwargs = dict(calibrations=judge_calibrations(store, suite, eff.policy.rules), policy_hash=eff.sha256,
                   results_label=f"run {run_id}",
                   baseline_label=f"baseline {base.run_id}" if base.run_id else "baseline",
-                  judges_not_allowed=judges_not_allowed(store, suite, eff.policy))
+                  judges_not_allowed=not_allowed,
+                  scope=rule_scope_of_results(eff.policy, suite, scope, results))
     if plan is None:
         outcome = AdaptiveOutcome(evaluate_policy(eff.policy, results, base.frame, **kwargs), results)
     else:
@@ -255,6 +275,8 @@ def decide_results(store: HistoryStore, suite: LoadedSuite, run_id: str, results
             adaptive=Adaptive.model_validate(plan.adaptive), repeats=plan.repeats, **kwargs)
     decision = outcome.decision
     decision.inputs = {"run_id": run_id, "baseline_run_id": base.run_id, "policy": eff.source}
+    if scope is not None:
+        decision.inputs["scorers"] = scope.to_dict()
     if len(base.run_ids) > 1:
         decision.inputs["baseline_pooled_runs"] = list(base.run_ids)
     if plan is not None:

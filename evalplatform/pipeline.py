@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from evalplatform import provenance
@@ -91,36 +91,50 @@ def scored_run(
     dagster_run_id: str | None = None,
     progress: Callable[[int], Callable] | None = None,
     store: HistoryStore | None = None,
+    on_estimate: Callable | None = None,
 ) -> tuple[ScoredRun, dict]:
-    """Plan, call, score and store one run; returns it with its history record. Atomic in the history."""
+    """Plan, call, score and store one run; returns it with its history record. Atomic in the history.
+
+    `on_estimate` gets the run's estimate (budget.Estimate) before the first call."""
     store = store or HistoryStore(project.history_path)
     suite = resolve_suite(project, request.suite)
     # Every check that needs no write comes first: bad input must leave the history untouched.
-    plan = plan_run(suite, request.tier, model=request.model, repeats=request.repeats, seed=request.seed,
-                    dataset=load_dataset(suite))
+    plan = planned_run(store, suite, request)
     dataset, _ = checked_dataset(project, suite, store, plan.dataset)
     # Whether each rule can decide at this tier's size, before any model call: a blocking rule that cannot
     # pass even with a perfect result is refused (exit 2); rules likely to block a no-change re-run are warned of.
     tier_plan = plan_tier(suite, plan.tier, store=store, run_plan=plan)
     tier_plan.check()
+    cache_dir = project.cache_dir if request.use_cache() else None
+    # What the run will call and spend, before it calls anything: over a limit it is refused here (exit 2).
+    estimate, limits = estimate_and_check(plan, store, request, cache_dir)
+    if on_estimate is not None:
+        on_estimate(estimate)
     run_id = new_run_id()
     record = run_record(project, suite, dataset, plan, run_id, dagster_run_id)
     record["provenance"]["request"] = request.model_dump(mode="json")
+    record["provenance"]["scorers"] = plan.scope.to_dict() if plan.scope is not None else None
+    record["provenance"]["estimate"] = estimate.to_dict()
     store.begin_run(record)
+    from evalplatform.budget import Budget
     from evalplatform.decide import decide_results
 
+    budget = Budget(limits)
     started = time.perf_counter()
     try:
-        cache_dir = project.cache_dir if request.use_cache() else None
         run = execute(plan, run_id, cache_dir=cache_dir, concurrency=request.concurrency,
-                      on_result=_progress(progress, plan.n_calls))
+                      on_result=_progress(progress, plan.n_calls), budget=budget)
         # The policy is pure over the results and the promoted baseline: decide before storing, so
         # the results (with any evidence an undecided rule added), totals and the decision of record
-        # land in one transaction (all or nothing).
-        source = more_evidence(plan, run_id, cache_dir=cache_dir, concurrency=request.concurrency)
+        # land in one transaction (all or nothing). A run out of budget buys no more evidence.
+        source = more_evidence(plan, run_id, cache_dir=cache_dir, concurrency=request.concurrency, budget=budget)
         outcome = decide_results(store, suite, run_id, results=run.results, record=False, tier=plan.tier,
-                                 plan=tier_plan, evidence=source)
+                                 plan=tier_plan, evidence=None if budget.exhausted else source, scope=plan.scope)
         decision = outcome.decision
+        decision.inputs["estimate"] = estimate.to_dict()
+        decision.inputs["budget"] = budget.to_dict()
+        if budget.exhausted:
+            _fail_closed_for_budget(decision, budget)
         if outcome.results.height != run.results.height:
             run = _with_evidence(run, outcome.results, source.outputs, time.perf_counter() - started)
         store.complete_run(run_id, run.results, run.outputs, run.totals, decision=DecisionRecord(
@@ -133,6 +147,40 @@ def scored_run(
     record.update(run.totals)
     record["decision_detail"] = decision
     return run, record
+
+
+def planned_run(store: HistoryStore, suite: LoadedSuite, request: RunRequest):
+    """The run a request asks for, with the tier's scorers: judges that would gate and may not are left out
+    (the trained judge, calibrated on first use, is counted allowed until then)."""
+    from evalplatform.decide import effective_policy, judges_not_allowed
+
+    not_allowed = judges_not_allowed(store, suite, effective_policy(suite).policy, calibrate=False)
+    return plan_run(suite, request.tier, model=request.model, repeats=request.repeats, seed=request.seed,
+                    dataset=load_dataset(suite), not_allowed=not_allowed)
+
+
+def estimate_and_check(plan, store: HistoryStore, request: RunRequest, cache_dir):
+    """The run's estimate and limits; InputError (exit 2, one line) when the estimate exceeds a limit."""
+    from evalplatform.budget import check, estimate_run, limits_for
+
+    limits = limits_for(plan, request)
+    estimate = estimate_run(plan, store, cache_dir)
+    check(estimate, limits, plan.suite.path)
+    return estimate, limits
+
+
+def _fail_closed_for_budget(decision, budget) -> None:
+    """A run that stopped calling for its budget is missing evidence it planned: it blocks, whatever its rules
+    made of the rest, and says why in a rule of its own (which every report and the release check show)."""
+    from evalplatform.budget import BUDGET_RULE
+    from evalplatform.policy.evaluate import RuleResult
+
+    decision.rules.append(RuleResult(
+        rule_id=BUDGET_RULE, metric="budget", severity="blocking", outcome="ERROR", blocks=True,
+        reason=budget.reason(), numbers=budget.to_dict(),
+        description="The run made every model call it planned within its budget (budget_usd, max_calls)."))
+    decision.overall = "BLOCK"  # plain text, as a validated decision holds it
+    decision.warnings.append(f"decision: BLOCK: {budget.reason()}")
 
 
 def _with_evidence(run: ScoredRun, results, outputs: dict[str, str], wall_s: float) -> ScoredRun:
@@ -174,6 +222,10 @@ class RunView:
     failures_md: str
     n_failures: int
     warnings: list[str]
+    estimate: dict = field(default_factory=dict)
+    flaky: dict = field(default_factory=dict)
+    scorers_not_run: dict = field(default_factory=dict)
+    report_path: str | None = None
 
     @property
     def value(self) -> dict:
@@ -186,20 +238,46 @@ class RunView:
 
 
 def run_for_dagster(project: Project, request: RunRequest, *, dagster_run_id: str | None = None,
-                    store: HistoryStore | None = None) -> RunView:
+                    store: HistoryStore | None = None, on_estimate: Callable | None = None) -> RunView:
     """The scored run a Dagster asset makes: run it, then describe it for the asset's metadata and run tags."""
     from evalplatform.run_view import criterion_markdown, failing_cases, failing_cases_markdown, rules_markdown
 
-    run, record = scored_run(project, request, dagster_run_id=dagster_run_id, store=store)
+    from evalplatform.flakiness import flaky_cases, summary
+    from evalplatform.tiers import not_run
+
+    run, record = scored_run(project, request, dagster_run_id=dagster_run_id, store=store, on_estimate=on_estimate)
     decision = record["decision_detail"]
     rules = [r.to_dict() for r in decision.rules]
+    warnings = list(decision.warnings)
+    from evalplatform.html_report import default_path
+
+    # Where the run's report goes; it is drawn by the run's policy-check step (write_run_report), outside the
+    # one-writer history pool this step holds: matplotlib and four plots take seconds no other writer should wait.
+    report = str(default_path(project, record["suite"], run.run_id))
+    scorers = record["provenance"].get("scorers") or {}
     return RunView(
         run_id=run.run_id, suite=record["suite"], tier=record["tier"], model=record["target_model"] or "",
         commit=record.get("git_commit"), decision=decision.overall,
         baseline_run_id=(decision.inputs or {}).get("baseline_run_id"), totals=dict(run.totals),
         criteria_md=criterion_markdown(run.results), rules_md=rules_markdown(rules),
         failures_md=failing_cases_markdown(run.results, limit=100),
-        n_failures=failing_cases(run.results).height, warnings=list(decision.warnings))
+        n_failures=failing_cases(run.results).height, warnings=warnings,
+        estimate=record["provenance"].get("estimate") or {}, flaky=summary(flaky_cases(run.results)),
+        scorers_not_run=not_run(scorers),
+        report_path=report)
+
+
+def write_run_report(project: Project, suite: str, run_id: str, store: HistoryStore | None = None) -> str | None:
+    """Draw a recorded run's HTML report at its default path; the reason it could not be, or None.
+
+    The run is stored and decided: a report that cannot be drawn is only a warning."""
+    try:
+        from evalplatform.html_report import write_report
+
+        write_report(project, suite, run_id, store=store)
+    except Exception as exc:
+        return f"report: not written ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+    return None
 
 
 def recorded_decision(store: HistoryStore, run_id: str) -> dict:

@@ -88,6 +88,9 @@ class RulePlan:
     refused: bool = False
     notes: list[str] = field(default_factory=list)
     schedule: RuleSchedule = field(default_factory=RuleSchedule)
+    # Set when the tier's choice of scorers decides the rule by itself (evalplatform.tiers.rule_scope): "NO_DATA"
+    # when it is not applicable on the tier, "ERROR" when it would read a judge that may not gate.
+    scoped: str | None = None
 
     @property
     def gates(self) -> bool:
@@ -125,7 +128,10 @@ class TierPlan:
             if not r.gates:
                 continue
             where = f"{self.tier} tier ({r.n} {'case' if r.n == 1 else 'cases'})"
-            if r.n == 0:
+            if r.scoped is not None:
+                out.append(f"rule {r.rule_id}: {'; '.join(r.notes)}"
+                           + ("; it gates only the tiers that run its scorers" if r.scoped == "NO_DATA" else ""))
+            elif r.n == 0:
                 out.append(f"rule {r.rule_id}: selects no case on the {self.tier} tier; it will be NO_DATA or ERROR")
             elif r.can_pass is False:
                 out.append(f"rule {r.rule_id}: cannot PASS on the {where} even if every case passes "
@@ -169,10 +175,11 @@ def plan_table(plans: "TierPlan | Sequence[TierPlan]") -> str:
 # -- the rows a tier will produce ------------------------------------------------------------------
 
 
-def skeleton(suite: "LoadedSuite", cases: pl.DataFrame) -> pl.DataFrame:
-    """The result rows a run of `cases` produces (one repeat), without outcomes: what rules select."""
+def skeleton(suite: "LoadedSuite", cases: pl.DataFrame, scorers: Sequence | None = None) -> pl.DataFrame:
+    """The result rows a run of `cases` with `scorers` (default: the suite's) produces (one repeat), without
+    outcomes: what rules select."""
     parts = []
-    for scorer in suite.spec.scorers:
+    for scorer in (suite.spec.scorers if scorers is None else scorers):
         scope = cases.filter(scorer.applies())
         if scope.height:
             parts.append(scope.select("case_id", "tags", "case_hash").with_columns(
@@ -533,14 +540,25 @@ def _plan_paired(plan: RulePlan, rule: Rule, seen: _Observed | None, case_ids: S
 # -- a whole tier ------------------------------------------------------------------------------------
 
 
+def _scoped_plan(rule: Rule, outcome: str, reason: str) -> RulePlan:
+    """A rule the tier's choice of scorers decides before anything runs: nothing to plan, never refused."""
+    kind = "point" if not METRICS[rule.metric].probability else ("paired" if rule.bound.relative else "absolute")
+    return RulePlan(rule.id, rule.metric, rule.severity, rule.inconclusive == "block", kind, _bound_text(rule), 0, 0,
+                    notes=[reason], scoped=outcome)
+
+
 def plan_rules(policy: Policy, *, suite: str, tier: str, planned: pl.DataFrame, pool: pl.DataFrame,
                order: Sequence[str], repeats: int, adaptive: Adaptive, evidence: pl.DataFrame | None = None,
                baseline_cases: Mapping[str, str | None] | None = None, calibrations: Calibrations | None = None,
                policy_file: str = "policy", baseline_run_id: str | None = None,
-               evidence_runs: Sequence[str] = (), evidence_note: str | None = None) -> TierPlan:
-    """The plan of every rule of `policy` on one tier, from skeleton rows (see plan_rule); pure."""
+               evidence_runs: Sequence[str] = (), evidence_note: str | None = None,
+               scoped: Mapping[str, tuple[str, str]] | None = None) -> TierPlan:
+    """The plan of every rule of `policy` on one tier, from skeleton rows (see plan_rule); pure. `scoped` holds
+    the rules the tier's choice of scorers decides by itself (evalplatform.tiers.rule_scope), as the run will."""
     flips = suite_discordance(evidence, policy.advisory_scorers)
-    rules = [plan_rule(rule, planned=planned, pool=pool, order=order, repeats=repeats, adaptive=adaptive,
+    scoped = scoped or {}
+    rules = [_scoped_plan(rule, *scoped[rule.id]) if rule.id in scoped else
+             plan_rule(rule, planned=planned, pool=pool, order=order, repeats=repeats, adaptive=adaptive,
                        evidence=evidence, baseline_cases=baseline_cases, calibrations=calibrations, suite_flips=flips)
              for rule in policy.rules]
     n_cases = planned["case_id"].n_unique() if planned.height else 0
@@ -559,12 +577,16 @@ def plan_tier(suite: "LoadedSuite", tier: str, *, store: "HistoryStore | None" =
     other promoted runs of the same target (as relative rules compare against them), else from the
     latest complete run of the tier, else they are unknown.
     """
-    from evalplatform.decide import baseline_runs, effective_policy, judge_calibrations
+    from evalplatform.decide import baseline_runs, effective_policy, judge_calibrations, judges_not_allowed
     from evalplatform.runner import load_dataset, plan_run
     from evalplatform.suite import TierSpec
+    from evalplatform.tiers import rule_scope
 
-    run_plan = run_plan or plan_run(suite, tier, dataset=load_dataset(suite))
     eff = effective_policy(suite)
+    if run_plan is None:
+        # The scorers the run would choose: the tier's, less the judges that would gate and may not.
+        not_allowed = judges_not_allowed(store, suite, eff.policy, calibrate=False) if store is not None else None
+        run_plan = plan_run(suite, tier, dataset=load_dataset(suite), not_allowed=not_allowed)
     tier_spec = suite.spec.tiers.get(tier) or TierSpec()
     all_cases = run_plan.dataset.cases
     planned_ids = set(run_plan.cases["case_id"].to_list())
@@ -592,12 +614,15 @@ def plan_tier(suite: "LoadedSuite", tier: str, *, store: "HistoryStore | None" =
                 note = f"no promoted baseline: rates from the latest complete {its_tier} run of " \
                        f"{run_plan.target.model} ({rid})"
         calibrations = judge_calibrations(store, suite, eff.policy.rules, calibrate=False)
+    if evidence is not None and evidence.height:
+        # The baseline's rows of scorers this tier does not run say nothing about this tier's rules.
+        evidence = evidence.filter(pl.col("scorer").is_in([s.id for s in run_plan.scorers]))
     return plan_rules(
-        eff.policy, suite=suite.name, tier=tier, planned=skeleton(suite, run_plan.cases),
-        pool=skeleton(suite, rest), order=extension_order(rest, tier_spec.stratify_by, tier_spec.seed),
+        eff.policy, suite=suite.name, tier=tier, planned=skeleton(suite, run_plan.cases, run_plan.scorers),
+        pool=skeleton(suite, rest, run_plan.scorers), order=extension_order(rest, tier_spec.stratify_by, tier_spec.seed),
         repeats=run_plan.repeats, adaptive=tier_spec.adaptive_for(tier), evidence=evidence,
         baseline_cases=base_cases, calibrations=calibrations, policy_file=eff.source, baseline_run_id=base_id,
-        evidence_runs=runs, evidence_note=note)
+        evidence_runs=runs, evidence_note=note, scoped=rule_scope(eff.policy, suite, run_plan.scope, run_plan.cases))
 
 
 def _case_hashes(frame: pl.DataFrame) -> dict[str, str | None]:

@@ -65,18 +65,78 @@ def category_table(results: pl.DataFrame) -> list[dict]:
 
 
 def usage(results: pl.DataFrame) -> dict:
+    """The target's calls (one per case and repeat) and the judges' (their verdicts), each with tokens and cost,
+    and both together; the judges per scorer and per cost tier."""
     calls = R.call_rows(results)
     lat = calls["latency_ms"].drop_nulls()
+    judged = results.filter(pl.col("scorer_calls").is_not_null())
+    per = lambda frame: {  # noqa: E731
+        "verdicts": frame.height,
+        "calls": int(frame["scorer_calls"].fill_null(0).sum()),
+        "tokens_in": int(frame["scorer_tokens_in"].fill_null(0).sum()),
+        "tokens_out": int(frame["scorer_tokens_out"].fill_null(0).sum()),
+        "cost_usd": float(frame["scorer_cost_usd"].fill_null(0).sum()),
+    }
+    judges = per(judged)
+    target_cost = float(calls["cost_usd"].fill_null(0).sum())
     return {
         "calls": calls.height,
         "cache_hits": int(calls["cache_hit"].fill_null(False).sum()),
         "tokens_in": int(calls["tokens_in"].fill_null(0).sum()),
         "tokens_out": int(calls["tokens_out"].fill_null(0).sum()),
-        "cost_usd": float(calls["cost_usd"].fill_null(0).sum()),
+        "cost_usd": target_cost,
         "latency_p50_ms": float(lat.quantile(0.5, "nearest")) if lat.len() else None,
         "latency_p95_ms": float(lat.quantile(0.95, "nearest")) if lat.len() else None,
         "attempts_total": int(calls["attempts"].fill_null(0).sum()),
+        "judge_verdicts": judges["verdicts"],
+        "judge_calls": judges["calls"],
+        "judge_cache_hits": judges["verdicts"] - judges["calls"],
+        "judge_tokens_in": judges["tokens_in"],
+        "judge_tokens_out": judges["tokens_out"],
+        "judge_cost_usd": judges["cost_usd"],
+        "total_cost_usd": target_cost + judges["cost_usd"],
+        "by_scorer": {k[0]: per(g) for k, g in judged.group_by("scorer", maintain_order=True)},
+        "by_cost_tier": {k[0]: per(g) for k, g in judged.group_by("tier_cost", maintain_order=True)},
     }
+
+
+def usage_lines(run: dict, results: pl.DataFrame, decision: Decision | None = None) -> list[str]:
+    """What the run called and spent (target, judges, both; against the estimate it printed before it started),
+    the scorers its tier did not run and the cases whose verdict changed between repeats."""
+    u = usage(results)
+    p50 = "-" if u["latency_p50_ms"] is None else f"{u['latency_p50_ms']:.0f}"
+    p95 = "-" if u["latency_p95_ms"] is None else f"{u['latency_p95_ms']:.0f}"
+    lines = [f"calls {u['calls']} (cache hits {u['cache_hits']}, attempts {u['attempts_total']})  "
+             f"tokens in/out {u['tokens_in']}/{u['tokens_out']}  cost ${u['cost_usd']:.4f}  "
+             f"latency p50/p95 {p50}/{p95} ms  wall {run.get('wall_s') or 0:.2f} s"]
+    by = "  ".join(f"{k} {v['calls']}" for k, v in u["by_scorer"].items())
+    lines.append(f"judge calls {u['judge_calls']} (verdicts {u['judge_verdicts']}, cache hits {u['judge_cache_hits']})"
+                 f"  tokens in/out {u['judge_tokens_in']}/{u['judge_tokens_out']}  cost ${u['judge_cost_usd']:.4f}"
+                 + (f"  [{by}]" if by else ""))
+    inputs = (decision.inputs if decision is not None else None) or {}
+    est = inputs.get("estimate") or ((run.get("provenance") or {}).get("estimate") or {})
+    made = (u["calls"] - u["cache_hits"]) + u["judge_calls"]
+    line = f"cost ${u['total_cost_usd']:.4f} in all (target ${u['cost_usd']:.4f} + judges ${u['judge_cost_usd']:.4f})" \
+           f" for {made} model calls"
+    if est:
+        cost = "unknown" if est.get("cost_usd") is None else f"${est['cost_usd']:.4f}"
+        line += f"; estimated {cost} for {est.get('calls')} before the run"
+    lines.append(line)
+    from evalplatform.tiers import not_run
+
+    scorers = inputs.get("scorers") or ((run.get("provenance") or {}).get("scorers") or {})
+    skipped = not_run(scorers)
+    if skipped:
+        lines.append(f"scorers not run on the {scorers.get('tier') or run.get('tier')} tier: "
+                     + "; ".join(f"{k} ({v})" for k, v in skipped.items()))
+    from evalplatform.flakiness import flaky_cases, summary
+
+    flaky = summary(flaky_cases(results))
+    if flaky["n_flaky_cases"]:
+        parts = ", ".join(f"{k} {v['cases']}" + (f" ({v['judge_only']} with the same output)" if v["judge_only"] else "")
+                          for k, v in flaky["by_scorer"].items())
+        lines.append(f"flaky: {flaky['n_flaky_cases']} case(s) changed verdict between repeats ({parts})")
+    return lines
 
 
 def _pct(x: float | None) -> str:
@@ -105,13 +165,8 @@ def render_summary(*, run: dict, results: pl.DataFrame, decision: Decision, hist
         lines.append("")
         lines.append("cases by category: " + "  ".join(
             f"{c['category']} {c['k']}/{c['n']}" + (f" ({c['errors']} err)" if c["errors"] else "") for c in cats))
-    u = usage(results)
     lines.append("")
-    p50 = "-" if u["latency_p50_ms"] is None else f"{u['latency_p50_ms']:.0f}"
-    p95 = "-" if u["latency_p95_ms"] is None else f"{u['latency_p95_ms']:.0f}"
-    lines.append(f"calls {u['calls']} (cache hits {u['cache_hits']}, attempts {u['attempts_total']})  "
-                 f"tokens in/out {u['tokens_in']}/{u['tokens_out']}  cost ${u['cost_usd']:.4f}  "
-                 f"latency p50/p95 {p50}/{p95} ms  wall {run.get('wall_s') or 0:.2f} s")
+    lines += usage_lines(run, results, decision)
     lines.append("")
     base = (decision.inputs or {}).get("baseline_run_id")
     lines.append(f"release policy ({decision.inputs.get('policy', decision.policy_name)}; "

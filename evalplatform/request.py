@@ -31,6 +31,12 @@ class RunOptions(BaseModel):
     concurrency: int | None = Field(None, ge=1, le=512, description="Maximum model calls in flight.")
     seed: int | None = Field(None, description="Override the target's seed (recorded with the run; for re-run "
                                                "studies, not a suite edit).")
+    budget_usd: float | None = Field(None, ge=0, allow_inf_nan=False,
+                                     description="Most the run may spend on model calls (target and judges): refused "
+                                                 "before it starts when estimated above, stopped (and failed) when "
+                                                 "reached. Overrides the suite's and tier's budget_usd.")
+    max_calls: int | None = Field(None, ge=1, description="Most model calls the run may make (target and judges); "
+                                                         "overrides the suite's and tier's max_calls.")
 
 
 class RunRequest(RunOptions):

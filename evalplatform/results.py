@@ -2,7 +2,9 @@
 
 Runs, importers and scorers produce it; the policy engine and the history store consume it.
 Per-call columns (latency, tokens, cost, cache_hit, attempts) repeat on every scorer row of the
-same (case_id, repeat): aggregate them over `call_rows(df)`, never over the whole frame.
+same (case_id, repeat): aggregate them over `call_rows(df)`, never over the whole frame. The scorer_*
+columns are the scorer's own model calls (an LLM judge's verdict), one row's worth each: sum them over
+the whole frame.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import polars as pl
 
 OUTCOMES = ("pass", "fail", "error", "skipped")
 
-# Cost tiers, cheapest first.
-TIER_COSTS = ("deterministic", "cheap_judge", "llm_judge", "external")
+# Cost tiers, cheapest first: a tier of a suite chooses its scorers by these (or by scorer id).
+TIER_COSTS = ("deterministic", "cheap_judge", "llm_judge", "frontier_judge", "external")
 
 SCHEMA: dict[str, pl.DataType] = {
     "run_id": pl.Utf8(),
@@ -48,7 +50,18 @@ SCHEMA: dict[str, pl.DataType] = {
     # retrieved context, final state); the JSON is stored once per hash next to the outputs. Null when
     # the target returned text only (a single-turn model call) and for imported results.
     "trace_hash": pl.Utf8(),
+    # The scorer's own model call for this row (a judge's verdict): 1 when the model was asked (0 when the
+    # response cache answered; null for scorers that call no model), and like the target's columns, the
+    # tokens, cost and latency of the answer (a cache hit keeps the ones it first took).
+    "scorer_calls": pl.Int32(),
+    "scorer_tokens_in": pl.Int64(),
+    "scorer_tokens_out": pl.Int64(),
+    "scorer_cost_usd": pl.Float64(),
+    "scorer_latency_ms": pl.Float64(),
 }
+
+# The scorer usage columns (see SCHEMA); a scorer that makes no model call leaves them null.
+SCORER_USAGE = ("scorer_calls", "scorer_tokens_in", "scorer_tokens_out", "scorer_cost_usd", "scorer_latency_ms")
 
 COLUMNS = tuple(SCHEMA)
 IDENTITY = ("run_id", "case_id", "repeat", "scorer")

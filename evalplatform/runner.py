@@ -17,12 +17,14 @@ from evalplatform.models.text import unicode_problem
 from evalplatform.conversation import (CONVERSATION_FIELD, TRACE_COLUMN, TRACE_HASH_COLUMN, is_conversation,
                                        score_rows)
 from evalplatform.prompt import build_messages, render, template_fields
+from evalplatform.scorers.base import ScoringContext
 from evalplatform.provenance import sha256_text
 from evalplatform.selection import select_cases
 from evalplatform.targets.dispatch import prepare as prepare_target
 from evalplatform.targets.trace import trace_text
 from evalplatform.suite import LoadedSuite, TierSpec
 from evalplatform.targets.spec import AnyTarget
+from evalplatform.tiers import TierScope, select_scorers
 
 TIERS = ("pr", "nightly")
 
@@ -38,10 +40,16 @@ class RunPlan:
     target: AnyTarget
     repeats: int
     requests: list[CallRequest] = field(default_factory=list)
+    scope: TierScope | None = None
 
     @property
     def n_calls(self) -> int:
         return len(self.requests)
+
+    @property
+    def scorers(self) -> list:
+        """The scorers this run applies: the tier's choice (every scorer of the suite without a scope)."""
+        return self.scope.run if self.scope is not None else list(self.suite.spec.scorers)
 
 
 def load_dataset(suite: LoadedSuite) -> Dataset:
@@ -87,7 +95,10 @@ def plan_run(
     repeats: int | None = None,
     seed: int | None = None,
     dataset: Dataset | None = None,
+    not_allowed: dict[str, str] | None = None,
 ) -> RunPlan:
+    """The run of a tier, fixed before any call: its cases, target, repeats, requests and scorers (the tier's
+    choice, without the judges in `not_allowed`: scorer id -> why it may not gate, see decide.judges_not_allowed)."""
     if tier not in TIERS:
         raise InputError(None, "--tier", f"unknown tier {tier!r}", f"use one of {', '.join(TIERS)}")
     dataset = dataset or load_dataset(suite)
@@ -103,9 +114,10 @@ def plan_run(
     n_repeats = repeats or tier_spec.repeats or suite.spec.repeats
     if n_repeats < 1:
         raise InputError(None, "--repeats", "must be at least 1")
+    scope = select_scorers(suite, tier, not_allowed)
     requests = build_requests(suite, target, cases, {c: range(n_repeats) for c in cases["case_id"].to_list()})
     return RunPlan(suite=suite, dataset=dataset, tier=tier, cases=cases, target=target, repeats=n_repeats,
-                   requests=requests)
+                   requests=requests, scope=scope)
 
 
 def build_requests(suite: LoadedSuite, target: AnyTarget, cases: pl.DataFrame,
@@ -124,7 +136,7 @@ def build_requests(suite: LoadedSuite, target: AnyTarget, cases: pl.DataFrame,
 
 
 def more_evidence(plan: RunPlan, run_id: str, *, cache_dir: Path | None, concurrency: int | None = None,
-                  on_result: Callable[[CallResult], None] | None = None):
+                  on_result: Callable[[CallResult], None] | None = None, budget=None):
     """An adaptive.EvidenceSource that makes the requested (case, repeat) runs with the run's target and
     scorers; the outputs it produced are kept on the source (`.outputs`) for the history."""
     from evalplatform.adaptive import Evidence
@@ -139,9 +151,10 @@ def more_evidence(plan: RunPlan, run_id: str, *, cache_dir: Path | None, concurr
                 wanted.setdefault(case, []).append(rep)
             cases = plan.dataset.cases.filter(pl.col("case_id").is_in(list(wanted)))
             extra = replace(plan, cases=cases, requests=build_requests(plan.suite, plan.target, cases, wanted))
-            done = execute(extra, run_id, cache_dir=cache_dir, concurrency=concurrency, on_result=on_result)
+            done = execute(extra, run_id, cache_dir=cache_dir, concurrency=concurrency, on_result=on_result,
+                           budget=budget)
             self.outputs.update(done.outputs)
-            return Evidence(done.results, float(done.totals.get("cost_usd") or 0.0))
+            return Evidence(done.results, float(done.totals.get("total_cost_usd") or 0.0))
 
     return Source()
 
@@ -179,17 +192,28 @@ def outputs_frame(plan: RunPlan, calls: list[CallResult]) -> tuple[pl.DataFrame,
     return calls_df.join(plan.cases, on="case_id", how="left"), texts
 
 
-def score_outputs(plan: RunPlan, frame: pl.DataFrame, run_id: str) -> pl.DataFrame:
-    """Apply every scorer to the rows it selects; a failed call is `error` on each of them."""
+def _with_usage(frame: pl.DataFrame) -> pl.DataFrame:
+    """The scorer usage columns a scorer did not set (it made no model call), as nulls."""
+    return frame.with_columns([pl.lit(None, dtype=R.SCHEMA[c]).alias(c) for c in R.SCORER_USAGE
+                               if c not in frame.columns])
+
+
+def score_outputs(plan: RunPlan, frame: pl.DataFrame, run_id: str, context: ScoringContext | None = None) -> pl.DataFrame:
+    """Apply the run's scorers to the rows each selects; a failed call is `error` on each of them.
+
+    `context` carries the run's response cache (None when the run bypasses it) and budget to scorers that call
+    models (judges): without one, they use their own defaults.
+    """
     frame = frame.with_row_index("__row")
     parts = []
-    for scorer in plan.suite.spec.scorers:
+    # A plan-like object without a tier's choice (the production-trace scorer passes one) scores with the suite's.
+    for scorer in getattr(plan, "scorers", None) or plan.suite.spec.scorers:
         scope = frame.filter(scorer.applies())
         if scope.height == 0:
             continue
         ok = scope.filter(pl.col("output").is_not_null())
-        scored = score_rows(scorer, ok) if ok.height else ok.with_columns(
-            pl.lit(None, dtype=pl.Float64).alias("score"), pl.lit(None, dtype=pl.Utf8).alias("explanation"))
+        scored = _with_usage(score_rows(scorer, ok, context) if ok.height else ok.with_columns(
+            pl.lit(None, dtype=pl.Float64).alias("score"), pl.lit(None, dtype=pl.Utf8).alias("explanation")))
         # A scorer that could not decide (a judge reply that did not parse) leaves the score null:
         # that is an error, never a fail, and its explanation is the error text.
         undecided = pl.col("score").is_null() | pl.col("score").is_nan()
@@ -201,12 +225,12 @@ def score_outputs(plan: RunPlan, frame: pl.DataFrame, run_id: str) -> pl.DataFra
             .otherwise(pl.lit(None, dtype=pl.Utf8)).alias("error"),
             pl.when(undecided).then(pl.lit(None, dtype=pl.Float64)).otherwise(pl.col("score")).alias("score"),
         )
-        errored = scope.filter(pl.col("output").is_null()).with_columns(
+        errored = _with_usage(scope.filter(pl.col("output").is_null()).with_columns(
             pl.lit(None, dtype=pl.Float64).alias("score"),
             pl.lit(None, dtype=pl.Utf8).alias("explanation"),
             pl.lit("error").alias("outcome"),
             pl.col("call_error").alias("error"),
-        )
+        ))
         both = pl.concat([scored.select(errored.columns), errored], how="vertical_relaxed")
         parts.append(both.with_columns(
             pl.lit(scorer.id).alias("scorer"), pl.lit(scorer.criterion).alias("criterion"),
@@ -226,10 +250,11 @@ def run_calls_for_plan(
     cache_dir: Path | None,
     concurrency: int | None = None,
     on_result: Callable[[CallResult], None] | None = None,
+    budget=None,
 ) -> list[CallResult]:
     from evalplatform.targets.dispatch import run_plan_calls
 
-    return run_plan_calls(plan, cache_dir=cache_dir, concurrency=concurrency, on_result=on_result)
+    return run_plan_calls(plan, cache_dir=cache_dir, concurrency=concurrency, on_result=on_result, budget=budget)
 
 
 @dataclass
@@ -245,9 +270,13 @@ class ScoredRun:
 
 
 def totals_of(results: pl.DataFrame, wall_s: float, n_cases: int) -> dict:
+    """The run's totals: outcome counts, the target's calls, tokens and cost, the judges' (scorer usage) and both."""
+    from evalplatform.history.records import derive_totals
+
     calls = R.call_rows(results)
     counts = dict(results.group_by("outcome").len().iter_rows())
-    return {
+    judges = {k: v for k, v in derive_totals(results).items() if k.startswith("judge_") or k == "total_cost_usd"}
+    return {**judges, 
         "n_cases": n_cases,
         "n_results": results.height,
         "n_pass": counts.get("pass", 0),
@@ -270,15 +299,18 @@ def execute(
     cache_dir: Path | None,
     concurrency: int | None = None,
     on_result: Callable[[CallResult], None] | None = None,
+    budget=None,
 ) -> ScoredRun:
+    """Call the target for the plan's requests and score the outputs; `cache_dir` None bypasses the response
+    cache for the target and the judges alike (the nightly tier's fresh samples); `budget` bounds both."""
     from evalplatform.models.infra import check_infrastructure
 
     t0 = time.perf_counter()
-    calls = run_calls_for_plan(plan, cache_dir=cache_dir, concurrency=concurrency, on_result=on_result)
+    calls = run_calls_for_plan(plan, cache_dir=cache_dir, concurrency=concurrency, on_result=on_result, budget=budget)
     # A dead or failing endpoint is exit 3 with its reason, never scored into a quality verdict.
     check_infrastructure(calls, plan.target)
     frame, outputs = outputs_frame(plan, calls)
-    results = score_outputs(plan, frame, run_id)
+    results = score_outputs(plan, frame, run_id, ScoringContext(cache_dir=cache_dir, budget=budget))
     wall = time.perf_counter() - t0
     return ScoredRun(run_id=run_id, plan=plan, results=results, outputs=outputs,
                      totals=totals_of(results, wall, plan.cases.height), wall_s=wall)

@@ -66,6 +66,30 @@ class Adaptive(_Strict):
 ADAPTIVE_DEFAULTS = {"pr": Adaptive(), "nightly": Adaptive(enabled=False)}
 
 
+# Without `scorers:` a tier runs these cost tiers: the PR tier the cheap ones (minutes, not hours, and no LLM
+# judge bill on every change), the nightly tier everything the suite defines (its LLM and frontier judges).
+DEFAULT_TIER_SCORERS: dict[str, list[str] | None] = {"pr": ["deterministic", "cheap_judge"], "nightly": None}
+
+
+class PipelineSLOs(_Strict):
+    """The suite's pipeline SLOs (the `<suite>/pipeline_slos` asset and its checks), over its latest runs."""
+
+    runs: int = Field(default=20, ge=1, le=10_000, description="How many of the latest runs each SLO looks at.")
+    pr_wall_p95_s: float = Field(default=600.0, gt=0, allow_inf_nan=False, description="PR-tier wall time P95 (start to decision) "
+                                                                  "must stay under this many seconds.")
+    min_success_rate: float = Field(default=0.95, ge=0, le=1, allow_inf_nan=False, description="Share of started runs that reached a "
+                                                                          "decision (failed and abandoned runs "
+                                                                          "count against it).")
+    min_cases_per_minute: float | None = Field(default=None, gt=0, allow_inf_nan=False, description="Throughput floor (cases scored "
+                                                                               "per minute of run wall time); "
+                                                                               "unset: reported only.")
+    max_judge_cost_per_run_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False, description="Mean judge cost per run "
+                                                                                     "ceiling; unset: reported "
+                                                                                     "only.")
+    max_freshness_p95_h: float = Field(default=168.0, gt=0, allow_inf_nan=False, description="Flag-to-regression-case time P95 of "
+                                                                        "production failures (hours).")
+
+
 class TierSpec(_Strict):
     include_sources: list[Literal["golden", "regression", "trace"]] = Field(
         default_factory=list, description="Cases from these sources are always included (e.g. the regression set)."
@@ -77,6 +101,32 @@ class TierSpec(_Strict):
     adaptive: Adaptive | None = Field(
         default=None, description="Evidence an INCONCLUSIVE blocking rule may buy before it blocks (`false` turns it "
                                   "off). Unset: on for pr (40 cases, 2 repeats, 3 looks), off for nightly.")
+    scorers: list[str] | None = Field(
+        default=None, description="The scorers this tier runs: scorer ids and/or cost tiers (deterministic, "
+                                  "cheap_judge, llm_judge, frontier_judge). Unset: pr runs deterministic and "
+                                  "cheap_judge, nightly runs every scorer. A judge not allowed to gate (refused, "
+                                  "stale, uncalibrated) is never called where it would gate.")
+    budget_usd: float | None = Field(
+        default=None, ge=0, allow_inf_nan=False,
+        description="Most a run of this tier may spend on model calls (target and judges). A run estimated above "
+                    "it is refused before it starts; one that reaches it stops calling, the rest error "
+                    "`budget exhausted` and the gate fails. Overrides the suite's budget_usd.")
+    max_calls: int | None = Field(
+        default=None, ge=1, description="Most model calls (target and judges, cache hits not counted) a run of this "
+                                        "tier may make; enforced like budget_usd. Overrides the suite's max_calls.")
+
+    def scorers_for(self, tier: str) -> list[str] | None:
+        """The tier's scorer selection (ids and cost tiers), with the tier's default; None: every scorer."""
+        return self.scorers if self.scorers is not None else DEFAULT_TIER_SCORERS.get(tier)
+
+    @field_validator("scorers")
+    @classmethod
+    def _scorers_listed_once(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:
+            raise ValueError("lists no scorer; remove it to run the tier's default scorers")
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError(f"{next(x for x in v if v.count(x) > 1)!r} is listed twice")
+        return v
 
     def adaptive_for(self, tier: str) -> Adaptive:
         """The tier's adaptive settings, with the tier's default when the file says nothing."""
@@ -112,6 +162,13 @@ class Suite(_Strict):
         default_factory=list, description="Regression cases retired on purpose (reason and date): the append-only "
                                           "check of the regression set allows them to be missing or changed, and runs "
                                           "leave them out.")
+    budget_usd: float | None = Field(
+        default=None, ge=0, allow_inf_nan=False,
+        description="Most a run may spend on model calls (target and judges), unless its tier says otherwise: a run "
+                    "estimated above it is refused (exit 2); one that reaches it stops and fails closed.")
+    max_calls: int | None = Field(default=None, ge=1, description="Most model calls a run may make (target and "
+                                                                   "judges), unless its tier says otherwise.")
+    pipeline_slos: PipelineSLOs = Field(default_factory=PipelineSLOs, description="Targets of the pipeline's SLOs.")
     mutators: list[str] = Field(
         default_factory=list, description="Degradations `evalplatform discriminate` injects into recorded outputs, "
                                           "besides flipping passing outputs to failing, and re-scores with the "
@@ -160,6 +217,29 @@ class Suite(_Strict):
                 raise ValueError(f"duplicate scorer id {s.id!r}")
             seen.add(s.id)
         return self
+
+    @model_validator(mode="after")
+    def _tier_scorers_known(self) -> "Suite":
+        from evalplatform.results import TIER_COSTS
+
+        ids = {s.id for s in self.scorers}
+        for tier, spec in self.tiers.items():
+            for i, name in enumerate(spec.scorers or ()):
+                if name in TIER_COSTS and name in ids:
+                    raise _TierScorerError(tier, i, f"{name!r} is both a cost tier and a scorer id",
+                                           "rename the scorer")
+                if name not in TIER_COSTS and name not in ids:
+                    raise _TierScorerError(tier, i, f"{name!r} is neither a scorer of this suite nor a cost tier",
+                                           f"use a scorer id or one of {', '.join(TIER_COSTS)}")
+        return self
+
+
+class _TierScorerError(ValueError):
+    """A tier's `scorers:` entry that names nothing: reported with its exact place in the file."""
+
+    def __init__(self, tier: str, index: int, message: str, fix: str):
+        super().__init__(message)
+        self.field, self.message, self.fix = f"tiers.{tier}.scorers[{index}]", message, fix
 
 
 class LoadedSuite(BaseModel):
@@ -278,6 +358,9 @@ def _parse_suite(path: str | Path) -> LoadedSuite:
     try:
         spec = Suite.model_validate(doc)
     except ValidationError as err:
+        cause = (err.errors()[0].get("ctx") or {}).get("error")
+        if isinstance(cause, _TierScorerError):
+            raise InputError(path, cause.field, cause.message, cause.fix) from None
         raise _first_error(path, err, doc) from None
     root = path.parent
     from evalplatform.paths import inside_project

@@ -131,6 +131,25 @@ def _with_suite_advisory(policy, store_fn, history_run: str | None):
         return policy  # the suite changed into something unreadable since: gate by the policy as given
 
 
+def _tier_scope(store_fn, history_run: str | None, policy, frame) -> dict:
+    """A recorded run is gated as its tier ran it: rules reading only scorers the tier did not run are not
+    applicable (evalplatform.tiers); imported files and runs from before tiers chose scorers have no such rules."""
+    if history_run is None:
+        return {}
+    from evalplatform.decide import recorded_scope
+    from evalplatform.suite import load_suite
+    from evalplatform.tiers import rule_scope_of_results
+
+    suite_file = ((store_fn().get_run(history_run) or {}).get("provenance") or {}).get("suite_file")
+    if not suite_file or not Path(suite_file).is_file():
+        return {}
+    try:
+        suite = load_suite(suite_file)
+    except InputError:
+        return {}
+    return rule_scope_of_results(policy, suite, recorded_scope(store_fn(), suite, history_run), frame)
+
+
 def _judges_not_allowed(store_fn, history_run: str | None) -> dict[str, str]:
     """A recorded run's judges that may not gate, by the identities it pinned and the history's
     calibrations; imported result files carry no judges of ours."""
@@ -213,7 +232,8 @@ def gate(opts: dict[str, Any]) -> int:
                                input_warnings=warnings, policy_hash=loaded.sha256,
                                results_label=_label(opts["results"]) if opts["results"] else f"run {inputs['run_id']}",
                                baseline_label=f"baseline {_baseline_name(baseline_info)}",
-                               judges_not_allowed=_judges_not_allowed(store_fn, history_run))
+                               judges_not_allowed=_judges_not_allowed(store_fn, history_run),
+                               scope=_tier_scope(store_fn, history_run, policy, frame))
     decision.inputs = inputs
     decided_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     extra: dict[str, Any] = {"decided_at": decided_at, "policy_path": str(loaded.path)}

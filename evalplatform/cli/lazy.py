@@ -28,6 +28,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "monitor": ("evalplatform.cli.monitor", "production monitors of a suite: weighted pass rates, always-valid "
                                             "bounds, SLO alerts, coverage and freshness"),
     "review": ("evalplatform.cli.review", "walk the review queue of flagged production traces, or label one by id"),
+    "report": ("evalplatform.cli.report", "write a run's (or a suite's trend) offline HTML report with plots"),
     "schema": ("evalplatform.cli.schema", "export the JSON Schemas of suite, case and policy files"),
 }
 

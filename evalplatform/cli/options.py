@@ -30,7 +30,11 @@ def run_options(f: Callable) -> Callable:
         # The history stores a seed as a 64-bit integer: a larger one is refused here, before anything runs.
         click.option("--seed", type=click.IntRange(-(2 ** 63), 2 ** 63 - 1), metavar="INTEGER",
                      help="override the target's seed (recorded with the run)"),
-        click.option("--no-cache", is_flag=True, help="neither read nor write the response cache"),
+        click.option("--no-cache", is_flag=True, help="neither read nor write the response cache (target and judges)"),
+        click.option("--budget-usd", type=float, metavar="USD",
+                     help="most the run may spend on model calls (target and judges): refused when estimated above, "
+                          "stopped and failed when reached"),
+        click.option("--max-calls", type=int, metavar="N", help="most model calls the run may make (target and judges)"),
         click.option("--concurrency", type=int, help="maximum model calls in flight"),
         click.option("--engine", type=click.Choice(["dagster", "direct"]), default=None,
                      help="dagster: materialize the code location's assets in-process (default when the project "
@@ -47,7 +51,8 @@ def run_request(opts: dict[str, Any]):
     try:
         return RunRequest(suite=opts["suite"], tier=opts["tier"], model=opts.get("model"),
                           repeats=opts.get("repeats"), no_cache=True if opts.get("no_cache") else None,
-                          concurrency=opts.get("concurrency"), seed=opts.get("seed"))
+                          concurrency=opts.get("concurrency"), seed=opts.get("seed"),
+                          budget_usd=opts.get("budget_usd"), max_calls=opts.get("max_calls"))
     except ValidationError as exc:
         first = exc.errors()[0]
         raise InputError(None, f"--{str(first['loc'][0]).replace('_', '-')}", first["msg"]) from None

@@ -24,8 +24,27 @@ def command(suite: str, tier: str | None) -> int:
     check_tier(tier)
     project = find_project()
     loaded = resolve_suite(project, suite)
-    plans = plans_for_suite(loaded, [tier] if tier else None, store=HistoryStore(project.history_path))
+    store = HistoryStore(project.history_path)
+    plans = plans_for_suite(loaded, [tier] if tier else None, store=store)
     output.echo(plan_table(plans))
+    output.echo(_estimates(project, loaded, [p.tier for p in plans], store))
     for plan in plans:
         plan.check()  # InputError (exit 2) naming the policy file, the rule and the cases it needs
     return EXIT_PASS
+
+
+def _estimates(project, suite, tiers: list[str], store) -> str:
+    """Per tier: the scorers it runs (and why the others not) and what a run would call and spend."""
+    from evalplatform.budget import estimate_run
+    from evalplatform.pipeline import planned_run
+    from evalplatform.request import RunRequest
+
+    lines = []
+    for tier in tiers:
+        request = RunRequest(suite=str(suite.path), tier=tier)
+        plan = planned_run(store, suite, request)
+        lines.append(f"{tier} tier runs {', '.join(plan.scope.run_ids)}"
+                     + (f"; not {', '.join(plan.scope.not_run)}" if plan.scope.not_run else ""))
+        cache = project.cache_dir if request.use_cache() else None
+        lines.append(f"  {estimate_run(plan, store, cache).line()}")
+    return "\n".join(lines)

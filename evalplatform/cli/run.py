@@ -37,16 +37,23 @@ class ProgressBars:
 
 def run_suite(opts: dict[str, Any]) -> int:
     """Run the request the options spell; print the run summary; exit 0 only on PASS. Shared with `ci`."""
+    from evalplatform.cli.output import echo
     from evalplatform.cli.summary import print_summary
-    from evalplatform.pipeline import resolve_suite
+    from evalplatform.history import HistoryStore
+    from evalplatform.pipeline import estimate_and_check, planned_run, resolve_suite
     from evalplatform.project import find_project
-    from evalplatform.runner import plan_run
 
     project = find_project()
     request = run_request(opts)
-    # Fail fast on a bad suite or dataset, before any engine starts or anything is written.
+    # Fail fast on a bad suite or dataset, before any engine starts or anything is written; then say what the
+    # run will call and spend, and refuse it here (exit 2) when that is over its budget.
     suite = resolve_suite(project, request.suite)
-    plan_run(suite, request.tier, model=request.model, repeats=request.repeats, seed=request.seed)
+    store = HistoryStore(project.history_path)
+    plan = planned_run(store, suite, request)
+    estimate, _ = estimate_and_check(plan, store, request, project.cache_dir if request.use_cache() else None)
+    echo(f"{suite.name} {plan.tier} tier: {plan.cases.height} cases x {plan.repeats} repeat(s), scorers "
+         f"{', '.join(plan.scope.run_ids) if plan.scope else 'all'}")
+    echo(estimate.line())
     # A suite of the project (datasets/NAME/suite.yaml) is served by its Dagster code location, so it
     # runs through Dagster by default; a suite file elsewhere runs directly.
     in_project = suite.path.resolve().parent.parent == project.datasets_dir.resolve()

@@ -37,7 +37,7 @@ def run_header(run: dict) -> str:
 
 
 def _summary_rich(run: dict, results: Any, decision: Any, history_path: str, ui_hint: str | None) -> list:
-    from evalplatform.report import category_table, criterion_table, usage
+    from evalplatform.report import category_table, criterion_table, usage_lines
 
     def pct(x: float | None) -> str:
         return "-" if x is None else f"{100 * x:.1f}%"
@@ -53,13 +53,7 @@ def _summary_rich(run: dict, results: Any, decision: Any, history_path: str, ui_
     if cats:
         parts.append(output.table(["category", ("pass", "right"), ("decided", "right"), ("errors", "right")],
                                   [(c["category"], c["k"], c["n"], c["errors"]) for c in cats]))
-    u = usage(results)
-    p50 = "-" if u["latency_p50_ms"] is None else f"{u['latency_p50_ms']:.0f}"
-    p95 = "-" if u["latency_p95_ms"] is None else f"{u['latency_p95_ms']:.0f}"
-    parts.append(output.text(
-        f"calls {u['calls']} (cache hits {u['cache_hits']}, attempts {u['attempts_total']})  tokens in/out "
-        f"{u['tokens_in']}/{u['tokens_out']}  cost ${u['cost_usd']:.4f}  latency p50/p95 {p50}/{p95} ms  "
-        f"wall {run.get('wall_s') or 0:.2f} s"))
+    parts += [output.text(line) for line in usage_lines(run, results, decision)]
     base = (decision.inputs or {}).get("baseline_run_id")
     parts.append(output.text(f"release policy ({decision.inputs.get('policy', decision.policy_name)}; "
                              f"baseline {base or 'none promoted yet'}):"))

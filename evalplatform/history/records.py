@@ -78,6 +78,12 @@ class RunTotals(BaseModel):
     cost_usd: float | None = None
     cache_hits: int | None = None
     model_calls: int | None = None
+    judge_calls: int | None = None
+    judge_tokens_in: int | None = None
+    judge_tokens_out: int | None = None
+    judge_cost_usd: float | None = None
+    total_cost_usd: float | None = None
+    n_flaky_cases: int | None = None
     wall_s: float | None = None
     decision: str | None = None
 
@@ -101,7 +107,8 @@ class DecisionRecord(BaseModel):
 
 
 def derive_totals(frame: pl.DataFrame) -> dict[str, Any]:
-    """Totals computed from a canonical result frame; per-call columns summed once per (case, repeat)."""
+    """Totals computed from a canonical result frame: the target's per-call columns summed once per (case,
+    repeat), the judges' (scorer_*) over every row, and the cost of both together (`cost_usd` is the target's)."""
     outcomes = frame.select(
         pl.col("case_id").n_unique().alias("n_cases"),
         pl.len().alias("n_results"),
@@ -115,5 +122,13 @@ def derive_totals(frame: pl.DataFrame) -> dict[str, Any]:
         (pl.col("cache_hit") == True).sum().alias("cache_hits"),  # noqa: E712
         (pl.col("cache_hit") == False).sum().alias("model_calls"),  # noqa: E712
     )
-    totals = {**outcomes.row(0, named=True), **calls.row(0, named=True)}
-    return {k: (0 if v is None else v) for k, v in totals.items()}
+    judges = frame.select(
+        pl.col("scorer_calls").sum().alias("judge_calls"),
+        pl.col("scorer_tokens_in").sum().alias("judge_tokens_in"),
+        pl.col("scorer_tokens_out").sum().alias("judge_tokens_out"),
+        pl.col("scorer_cost_usd").sum().alias("judge_cost_usd"),
+    )
+    totals = {**outcomes.row(0, named=True), **calls.row(0, named=True), **judges.row(0, named=True)}
+    totals = {k: (0 if v is None else v) for k, v in totals.items()}
+    totals["total_cost_usd"] = float(totals["cost_usd"]) + float(totals["judge_cost_usd"])
+    return totals

@@ -334,8 +334,40 @@ _V7 = [
 # the trace's canonical JSON is kept in `outputs` like any output text.
 _V8 = ["ALTER TABLE results ADD COLUMN trace_hash VARCHAR"]
 
+# Version 9 (tiers that cost what they should): every result row carries its scorer's own model usage (an LLM
+# judge's calls, tokens, cost and latency), a run its judge totals beside the target's, and the cases whose
+# verdict changed between repeats. Those get a table rather than JSON in the run: "which cases flip night after
+# night, and under which scorer" is a query across runs, and the rows are few (only cases that flipped).
+_V9 = [
+    "ALTER TABLE results ADD COLUMN scorer_calls INTEGER",
+    "ALTER TABLE results ADD COLUMN scorer_tokens_in BIGINT",
+    "ALTER TABLE results ADD COLUMN scorer_tokens_out BIGINT",
+    "ALTER TABLE results ADD COLUMN scorer_cost_usd DOUBLE",
+    "ALTER TABLE results ADD COLUMN scorer_latency_ms DOUBLE",
+    "ALTER TABLE runs ADD COLUMN judge_calls BIGINT",
+    "ALTER TABLE runs ADD COLUMN judge_tokens_in BIGINT",
+    "ALTER TABLE runs ADD COLUMN judge_tokens_out BIGINT",
+    "ALTER TABLE runs ADD COLUMN judge_cost_usd DOUBLE",
+    "ALTER TABLE runs ADD COLUMN total_cost_usd DOUBLE",
+    "ALTER TABLE runs ADD COLUMN n_flaky_cases BIGINT",
+    """CREATE TABLE IF NOT EXISTS case_flakiness (
+        run_id VARCHAR NOT NULL,
+        case_id VARCHAR NOT NULL,
+        scorer VARCHAR NOT NULL,
+        criterion VARCHAR,
+        tier_cost VARCHAR,
+        n_repeats INTEGER NOT NULL,
+        n_pass INTEGER NOT NULL,
+        n_fail INTEGER NOT NULL,
+        n_error INTEGER NOT NULL,
+        n_outputs INTEGER,
+        judge_only BOOLEAN,
+        PRIMARY KEY (run_id, case_id, scorer)
+    )""",
+]
+
 # Index i holds the statements that take the database from version i to version i + 1.
-MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9]
 LATEST_VERSION = len(MIGRATIONS)
 
 _VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)"

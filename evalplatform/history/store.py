@@ -39,6 +39,8 @@ _DECISION_COLUMNS = "decision_id, run_id, policy_hash, inputs, rules, overall, c
 # from here; it counts as abandoned only once no run could plausibly still be going.
 FOREIGN_RUN_LIMIT = dt.timedelta(hours=72)
 _RESULT_COLUMNS = ", ".join(f'"{c}"' for c in rt.COLUMNS)
+_FLAKY_COLUMNS = ("run_id, case_id, scorer, criterion, tier_cost, n_repeats, n_pass, n_fail, n_error, n_outputs, "
+                  "judge_only")
 _LOCK_MESSAGES = ("Could not set lock", "Conflicting lock", "different configuration")
 
 
@@ -372,7 +374,10 @@ class HistoryStore:
             raise InputError(
                 self.path, "results.run_id", f"row for run {strays['run_id'][0]!r} in results of run {run_id!r}"
             )
-        row_totals: dict[str, Any] = {**derive_totals(frame), **given}
+        from evalplatform.flakiness import flaky_cases
+
+        flaky = flaky_cases(frame).with_columns(pl.lit(run_id).alias("run_id"))
+        row_totals: dict[str, Any] = {**derive_totals(frame), "n_flaky_cases": flaky["case_id"].n_unique(), **given}
         outputs_frame = pl.DataFrame(
             {"output_hash": list((outputs or {}).keys()), "text": list((outputs or {}).values())},
             schema={"output_hash": pl.Utf8, "text": pl.Utf8},
@@ -393,6 +398,10 @@ class HistoryStore:
             except duckdb.ConstraintException as err:
                 raise InputError(self.path, "results", f"{source}: {_first_line(err)}") from err
             con.execute("INSERT OR IGNORE INTO outputs SELECT output_hash, text FROM incoming_outputs")
+            if flaky.height:
+                con.register("incoming_flaky", flaky)
+                con.execute(f"INSERT INTO case_flakiness ({_FLAKY_COLUMNS}) SELECT {_FLAKY_COLUMNS} FROM incoming_flaky")
+                con.unregister("incoming_flaky")
             if self._before_commit is not None:
                 self._before_commit()
             if record is not None:
@@ -421,6 +430,62 @@ class HistoryStore:
                 [reason, utcnow(), run_id],
             )
             return True
+
+    def fail_dagster_run(self, dagster_run_id: str, reason: str, *, suite: str | None = None,
+                         tier: str | None = None) -> str | None:
+        """A Dagster run of a scored run died: mark its history run failed with the reason, or, when it died
+        before its run was recorded, record one as failed (so the pipeline's success rate counts it).
+
+        Returns the history run marked or recorded; None when its run already finished (nothing to change).
+        """
+        with self._writing() as con, self._transaction(con):
+            found = con.execute("SELECT run_id, status FROM runs WHERE dagster_run_id = ? ORDER BY started_at",
+                                [dagster_run_id]).fetchall()
+            if found:
+                running = [run_id for run_id, status in found if status == "running"]
+                for run_id in running:
+                    con.execute("UPDATE runs SET status = 'failed', failure = ?, finished_at = ? WHERE run_id = ?",
+                                [reason, utcnow(), run_id])
+                return running[0] if running else None
+            if suite is None:
+                return None
+            run_id = new_run_id()
+            con.execute("INSERT INTO runs (run_id, suite, tier, status, started_at, finished_at, dagster_run_id, "
+                        "failure) VALUES (?, ?, ?, 'failed', ?, ?, ?, ?)",
+                        [run_id, suite, tier, utcnow(), utcnow(), dagster_run_id, reason])
+            return run_id
+
+    def token_averages(self, suite: str, target_model: str, scorers: list[str], last_runs: int = 20) -> dict:
+        """Tokens per call over the suite's latest complete runs: {"target": {...}, <scorer id>: {...}}, each
+        {tokens_in, tokens_out, n} (the target's with cost_usd); only what the history has (what a run's cost estimate starts from)."""
+        recent = ("SELECT run_id FROM runs WHERE suite = ? AND status = 'complete' "
+                  "ORDER BY started_at DESC LIMIT ?")
+        out: dict[str, dict] = {}
+        # A Python target may report its cost without tokens: those rows count for the cost average only.
+        rows = self._rows(
+            "SELECT avg(tokens_in) AS tokens_in, avg(tokens_out) AS tokens_out, avg(cost_usd) AS cost_usd, "
+            "count(*) AS n FROM ("
+            "SELECT DISTINCT ON (r.run_id, r.case_id, r.\"repeat\") r.tokens_in, r.tokens_out, r.cost_usd "
+            f"FROM results r JOIN runs u ON u.run_id = r.run_id WHERE r.run_id IN ({recent}) AND u.target_model = ? "
+            "AND ((r.tokens_in IS NOT NULL AND r.tokens_out IS NOT NULL) OR r.cost_usd IS NOT NULL))",
+            [suite, int(last_runs), target_model])
+        if rows and rows[0]["n"]:
+            out["target"] = rows[0]
+        if scorers:
+            for row in self._rows(
+                    "SELECT scorer, avg(scorer_tokens_in) AS tokens_in, avg(scorer_tokens_out) AS tokens_out, "
+                    f"count(*) AS n FROM results WHERE run_id IN ({recent}) AND list_contains(?, scorer) "
+                    "AND scorer_tokens_in IS NOT NULL AND scorer_tokens_out IS NOT NULL GROUP BY scorer",
+                    [suite, int(last_runs), list(scorers)]):
+                out[row["scorer"]] = {k: row[k] for k in ("tokens_in", "tokens_out", "n")}
+        return out
+
+    def flaky_cases(self, run_id: str) -> pl.DataFrame:
+        """The run's cases whose verdict changed between repeats (per scorer), as stored with its results."""
+        from evalplatform.flakiness import SCHEMA
+
+        return self._frame(f"SELECT {_FLAKY_COLUMNS} FROM case_flakiness WHERE run_id = ? ORDER BY case_id, scorer",
+                           [run_id], pl.DataFrame(schema={"run_id": pl.Utf8, **SCHEMA}))
 
     def list_runs(self, suite: str | None = None, limit: int = 20,
                   status: str | tuple[str, ...] | None = "complete") -> pl.DataFrame:

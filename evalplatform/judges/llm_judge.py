@@ -27,16 +27,21 @@ from evalplatform.judges.rubric import Rubric, load_rubric, parse_rubric
 from evalplatform.judges.verdict import ReplyError, parse_verdict
 from evalplatform.models.calls import CallRequest, run_calls_sync
 from evalplatform.models.target import Target
-from evalplatform.scorers.base import ScorerBase, register
+from evalplatform.scorers.base import ScorerBase, ScoringContext, register
 
 
 @dataclass
 class Judgment:
-    """One judged item: a verdict with its reasoning, or an error (never both)."""
+    """One judged item: a verdict with its reasoning, or an error (never both); and what the call cost."""
 
     verdict: str | None
     reasoning: str | None
     error: str | None
+    called: bool = False           # the model answered (or failed) this request; False on a cache hit
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost_usd: float | None = None
+    latency_ms: float | None = None
 
 
 def explain(identity: str, j: Judgment) -> str:
@@ -101,14 +106,20 @@ class LLMJudge(JudgeScorerBase):
     """An LLM grades each output against a rubric file (or inline text): PASS scores 1, FAIL 0, error null."""
 
     type: Literal["llm_judge"] = "llm_judge"
-    tier_cost: ClassVar[str] = "llm_judge"
 
     judge: Target = Field(description="The pinned judge model; temperature 0 by default; set `seed` where the provider supports it.")
     rubric: str | None = Field(None, description="Rubric file (Markdown with front matter), relative to the suite.")
     rubric_text: str | None = Field(None, description="Inline rubric, instead of a file.")
     few_shot: int = Field(0, ge=0, le=16, description="Labelled critiques from the calibration set shown as examples.")
     concurrency: int = Field(8, ge=1, le=256)
-    cache: bool = Field(True, description="Reuse judge replies from the response cache (key includes the prompt).")
+    cache: bool = Field(True, description="Reuse judge replies from the response cache (key includes the prompt); "
+                                          "a run with the cache off (the nightly tier) always asks afresh.")
+    frontier: bool = Field(False, description="The suite's pinned frontier judge: cost tier frontier_judge, which "
+                                              "only the tiers that list it (by default the nightly tier) run.")
+
+    @property
+    def tier_cost(self) -> str:  # type: ignore[override]
+        return "frontier_judge" if self.frontier else "llm_judge"
 
     @model_validator(mode="after")
     def _one_rubric(self):
@@ -162,37 +173,55 @@ class LLMJudge(JudgeScorerBase):
         return JudgeIdentity(kind="llm", criterion=self.criterion, model=self.judge.model,
                              rubric_version=self.loaded_rubric.version, prompt_sha256=prompt_sha256(self.system))
 
-    def judge_texts(self, inputs: list[str], outputs: list[str], *, repeat: int = 0,
-                    cache_dir: Path | None = None) -> list[Judgment]:
-        """Judge (input, output) pairs; `repeat` > 0 asks again (a distinct cache key) for self-consistency."""
+    def judge_texts(self, inputs: list[str], outputs: list[str], *, repeat: int | list[int] = 0,
+                    cache_dir: Path | None = None, budget=None) -> list[Judgment]:
+        """Judge (input, output) pairs. Repeat r (one for all, or one per pair) asks with seed + r under a cache key
+        of its own: the self-consistency check asks again, and each repeat of a run is judged afresh."""
         from evalplatform.models.cache import ResponseCache
 
-        requests = [CallRequest(case_id=str(i), repeat=repeat, messages=judge_messages(self.system, a, b))
-                    for i, (a, b) in enumerate(zip(inputs, outputs, strict=True))]
+        repeats = repeat if isinstance(repeat, list) else [repeat] * len(inputs)
+        requests = [CallRequest(case_id=str(i), repeat=int(r), messages=judge_messages(self.system, a, b))
+                    for i, (a, b, r) in enumerate(zip(inputs, outputs, repeats, strict=True))]
         cache = ResponseCache(cache_dir) if cache_dir is not None else None
-        results = run_calls_sync(self.judge, requests, concurrency=self.concurrency, cache=cache)
+        results = run_calls_sync(self.judge, requests, concurrency=self.concurrency, cache=cache, budget=budget)
         out = []
         for r in results:
+            usage = dict(called=not r.cache_hit and r.attempts > 0, tokens_in=r.tokens_in, tokens_out=r.tokens_out,
+                         cost_usd=r.cost_usd, latency_ms=r.latency_ms)
             if r.error is not None:
-                out.append(Judgment(None, None, f"judge call failed: {r.error}"))
+                out.append(Judgment(None, None, f"judge call failed: {r.error}", **usage))
                 continue
             try:
                 v = parse_verdict(r.text)
             except ReplyError as exc:
-                out.append(Judgment(None, None, str(exc)))
+                out.append(Judgment(None, None, str(exc), **usage))
                 continue
-            out.append(Judgment(v.verdict, v.reasoning, None))
+            out.append(Judgment(v.verdict, v.reasoning, None, **usage))
         return out
 
     def cache_dir(self) -> Path | None:
         return self.state_dir() / "cache" if self.cache else None
 
     def score(self, frame: pl.DataFrame) -> pl.DataFrame:
+        return self.score_in_run(frame, None)
+
+    def score_in_run(self, frame: pl.DataFrame, context: ScoringContext | None = None) -> pl.DataFrame:
+        """One verdict per row, repeat r of a case judged with its own seed; with the run's cache (none: fresh
+        samples) and budget; each row carries its call's usage (results.SCORER_USAGE)."""
         inputs = judge_inputs(frame, self.input_field)
-        judgments = self.judge_texts(inputs, frame["output"].to_list(), cache_dir=self.cache_dir())
+        repeats = frame["repeat"].fill_null(0).to_list() if "repeat" in frame.columns else 0
+        cache_dir = self.cache_dir() if context is None else (context.cache_dir if self.cache else None)
+        judgments = self.judge_texts(inputs, frame["output"].to_list(), repeat=repeats, cache_dir=cache_dir,
+                                     budget=context.budget if context is not None else None)
         key = self.identity().key
         score = [None if j.verdict is None else float(j.verdict == "PASS") for j in judgments]
         return frame.with_columns(
             pl.Series("score", score, dtype=pl.Float64),
             pl.Series("explanation", [explain(key, j) for j in judgments], dtype=pl.Utf8),
+            pl.Series("scorer_calls", [int(j.called) for j in judgments], dtype=pl.Int32),
+            # Like the target's columns: a cache hit keeps the tokens and cost its answer first took.
+            pl.Series("scorer_tokens_in", [j.tokens_in for j in judgments], dtype=pl.Int64),
+            pl.Series("scorer_tokens_out", [j.tokens_out for j in judgments], dtype=pl.Int64),
+            pl.Series("scorer_cost_usd", [j.cost_usd for j in judgments], dtype=pl.Float64),
+            pl.Series("scorer_latency_ms", [j.latency_ms for j in judgments], dtype=pl.Float64),
         )

@@ -202,8 +202,11 @@ def _for_repeat(target: Target, repeat: int) -> Target:
 async def run_calls(target: Target, requests: list[CallRequest], *, concurrency: int = 8,
                     cache: ResponseCache | None = None,
                     on_result: Callable[[CallResult], None] | None = None,
-                    clock: Clock | None = None) -> list[CallResult]:
+                    clock: Clock | None = None, budget: Any = None) -> list[CallResult]:
     """One CallResult per request, in request order. `cache=None` means no reads and no writes.
+
+    `budget` (an evalplatform.budget.Budget, shared by a run's target and judge calls) admits each model call;
+    once it refuses, the call is not made and its result is the error "budget exhausted" (cache hits are free).
 
     `on_result` is called as each result becomes final (cache hits first, then calls as they finish).
     `clock` times attempts and waits out backoffs (default: the real one).
@@ -248,10 +251,16 @@ async def run_calls(target: Target, requests: list[CallRequest], *, concurrency:
             nonlocal cache_writes
             req = requests[i]
             async with sem:
+                if budget is not None and not budget.admit():
+                    finish(i, CallResult(req.case_id, req.repeat, None, "budget exhausted", None, 0.0, None, None,
+                                         None, cache_hit=False, attempts=0, error_kind="budget"))
+                    return
                 t0 = clock.monotonic()
                 outcome, attempt_log = await _call_with_retries(litellm, _for_repeat(target, req.repeat),
                                                                 sent[i], api_key, clock)
                 served_ms = (clock.monotonic() - t0) * 1000
+            if budget is not None:
+                budget.spend(0.0 if isinstance(outcome, Failure) else outcome.cost_usd)
             if isinstance(outcome, Failure):
                 error = redact(f"{outcome.message} (after {len(attempt_log)} attempt"
                                f"{'s' if len(attempt_log) != 1 else ''})", secrets=[api_key])

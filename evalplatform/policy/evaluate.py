@@ -255,7 +255,7 @@ def _relative_reason(numbers: dict, rule: Rule) -> str:
     if "ratio_lower" in numbers:  # p95_latency_ms, cost_per_case (policy/ratio.py)
         from evalplatform.policy.ratio import reason
 
-        return reason(numbers)
+        return reason(numbers) + _coverage(numbers)
     if numbers.get("lower") is None:
         return (f"{numbers['estimate']:.4g} vs baseline {numbers['baseline_estimate']:.4g}: limit "
                 f"{numbers['threshold']:.4g} (+{rule.bound.value:.0%})") + _coverage(numbers)
@@ -308,11 +308,38 @@ def _judge_not_allowed(rule: Rule, rows: Selected, not_allowed: Mapping[str, str
     return None
 
 
+def _scoped(rule: Rule, outcome: str, reason: str) -> RuleResult:
+    """A rule the run's tier decided by its choice of scorers (evalplatform.tiers.rule_scope): not applicable
+    there (NO_DATA that never blocks, and is never the evidence a PASS needs), or ERROR."""
+    result = _result(rule, outcome, reason, {"applicable": outcome != "NO_DATA"})
+    if outcome == "NO_DATA":
+        result.blocks = False
+    return result
+
+
+def _shared_scorers(rule: Rule, rows: Selected, base_rows: Selected) -> tuple[Selected, Selected, str]:
+    """Both sides of a relative rule on the scorers both ran: a candidate of the PR tier (no LLM judges) against
+    a nightly baseline (judges too) compares like with like, and the reason says what was left out."""
+    cand_s = set(rows.rows["scorer"].unique().to_list())
+    base_s = set(base_rows.rows["scorer"].unique().to_list())
+    if cand_s == base_s or not (cand_s & base_s):
+        return rows, base_rows, ""
+    shared = sorted(cand_s & base_s)
+    left = sorted(cand_s ^ base_s)
+    note = f"; compared on the {len(shared)} scorer(s) both ran (left out: {', '.join(left[:5])}" + \
+        (f", +{len(left) - 5} more" if len(left) > 5 else "") + ")"
+    keep = pl.col("scorer").is_in(shared)
+    return Selected(rows.rows.filter(keep)), Selected(base_rows.rows.filter(keep)), note
+
+
 def _evaluate(rule: Rule, cand: _Selector, base: _Selector | None, calibrations: Calibrations | None,
               input_warnings: list[str], import_warnings: str,
-              not_allowed: Mapping[str, str] | None = None) -> RuleResult:
+              not_allowed: Mapping[str, str] | None = None,
+              scope: Mapping[str, tuple[str, str]] | None = None) -> RuleResult:
     if cand.prepared.fatal:
         return _result(rule, "ERROR", cand.prepared.fatal)
+    if scope and rule.id in scope:
+        return _scoped(rule, *scope[rule.id])
     rows = cand(rule.select)
     refused = _judge_not_allowed(rule, rows, not_allowed or {})
     if refused:
@@ -341,9 +368,10 @@ def _evaluate(rule: Rule, cand: _Selector, base: _Selector | None, calibrations:
         bad = None if base.prepared.sound else _bad_rows(base_rows, base.prepared.label)
         if bad:
             return _result(rule, "ERROR", bad)
+        rows, base_rows, note = _shared_scorers(rule, rows, base_rows)
         numbers = compare(rule, rows, base_rows)
         verdict = numbers.pop("verdict")
-        return _result(rule, verdict, _relative_reason(numbers, rule), numbers)
+        return _result(rule, verdict, _relative_reason(numbers, rule) + note, numbers)
     except Missing as exc:
         return _missing(rule, str(exc))
     except RuleFailure as exc:
@@ -361,17 +389,19 @@ def _missing(rule: Rule, why: str) -> RuleResult:
 
 def evaluate_rule(rule: Rule, results: pl.DataFrame, baseline: pl.DataFrame | None = None, *,
                   calibrations: Calibrations | None = None, input_warnings: Iterable[str] = (),
-                  import_warnings: str = "error", judges_not_allowed: Mapping[str, str] | None = None) -> RuleResult:
+                  import_warnings: str = "error", judges_not_allowed: Mapping[str, str] | None = None,
+                  scope: Mapping[str, tuple[str, str]] | None = None) -> RuleResult:
     """One rule on a result table (and a baseline for relative bounds): what an asset check wraps."""
     base = _Selector(prepare(baseline, "baseline")) if baseline is not None else None
     return _evaluate(rule, _Selector(prepare(results, "results")), base, calibrations,
-                     list(input_warnings), import_warnings, judges_not_allowed)
+                     list(input_warnings), import_warnings, judges_not_allowed, scope)
 
 
 def evaluate_policy(policy: Policy, results: pl.DataFrame, baseline: pl.DataFrame | None = None, *,
                     calibrations: Calibrations | None = None, input_warnings: Iterable[str] = (),
                     policy_hash: str | None = None, results_label: str = "results",
-                    baseline_label: str = "baseline", judges_not_allowed: Mapping[str, str] | None = None) -> Decision:
+                    baseline_label: str = "baseline", judges_not_allowed: Mapping[str, str] | None = None,
+                    scope: Mapping[str, tuple[str, str]] | None = None) -> Decision:
     """Every rule of the policy, and the overall decision: BLOCK if any blocking rule does not pass,
     PASS if one had data and passed, otherwise NO_DATA (PASS only if the policy says allow_empty).
 
@@ -386,23 +416,26 @@ def evaluate_policy(policy: Policy, results: pl.DataFrame, baseline: pl.DataFram
         results_label, baseline_label: how reasons name the inputs (e.g. their file names).
         judges_not_allowed: scorer id -> why that judge may not gate (stale, refused, uncalibrated; see
             decide.judges_not_allowed): every rule that names it, or reads its rows, is ERROR.
+        scope: rule id -> (outcome, reason) for the rules the run's tier decided by its choice of scorers
+            (evalplatform.tiers.rule_scope): not applicable there (NO_DATA, never blocking) or ERROR.
     """
     warnings = list(input_warnings)
     rules = evaluate_rules(policy, results, baseline, calibrations=calibrations, input_warnings=warnings,
                            results_label=results_label, baseline_label=baseline_label,
-                           judges_not_allowed=judges_not_allowed)
+                           judges_not_allowed=judges_not_allowed, scope=scope)
     return decision_from_rules(policy, rules, policy_hash, warnings)
 
 
 def evaluate_rules(policy: Policy, results: pl.DataFrame, baseline: pl.DataFrame | None = None, *,
                    calibrations: Calibrations | None = None, input_warnings: Iterable[str] = (),
                    results_label: str = "results", baseline_label: str = "baseline",
-                   judges_not_allowed: Mapping[str, str] | None = None) -> list[RuleResult]:
+                   judges_not_allowed: Mapping[str, str] | None = None,
+                   scope: Mapping[str, tuple[str, str]] | None = None) -> list[RuleResult]:
     """One result per rule of the policy, before the overall decision (see evaluate_policy)."""
     warnings = list(input_warnings)
     cand = _Selector(prepare(results, results_label))
     base = _Selector(prepare(baseline, baseline_label)) if baseline is not None else None
-    return [_evaluate(r, cand, base, calibrations, warnings, policy.import_warnings, judges_not_allowed)
+    return [_evaluate(r, cand, base, calibrations, warnings, policy.import_warnings, judges_not_allowed, scope)
             for r in policy.rules]
 
 

@@ -80,6 +80,9 @@ def ratio_interval(metric: str, cand: Selected, base: Selected, *, conf: float, 
 def with_interval(rule: Any, cand: Selected, base: Selected, numbers: dict) -> dict:
     """A ratio rule's point comparison (baseline._ratio) decided on the interval instead: bounds in the
     metric's unit (the ratio's bounds times the baseline's value) next to the limit, and the verdict."""
+    if numbers.get("n_without_baseline"):
+        # The interval on the cases the point comparison used: those the baseline ran (partial_baseline: shared).
+        cand = Selected(cand.rows.filter(pl.col("case_id").is_in(base.rows["case_id"].unique().to_list())))
     ci = ratio_interval(rule.metric, cand, base, conf=2 * rule.confidence - 1, n_boot=rule.baseline_n_boot, seed=0)
     base_value = numbers["baseline_estimate"]
     return {**numbers, **ci, "ratio": numbers["estimate"] / base_value,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -30,6 +31,15 @@ class When(BaseModel):
         if self.all_tags:
             e = e & pl.col("tags").list.eval(pl.element().is_in(self.all_tags)).list.sum().eq(len(set(self.all_tags)))
         return e
+
+
+@dataclass(frozen=True)
+class ScoringContext:
+    """What a run tells the scorers that call models (judges): its response cache (None: the run bypasses it, as
+    the nightly tier does, so judges re-sample too) and its budget (an evalplatform.budget.Budget, or None)."""
+
+    cache_dir: Path | None = None
+    budget: Any = None
 
 
 class ScorerBase(BaseModel):
@@ -77,3 +87,8 @@ class ScorerBase(BaseModel):
     def score(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Return `frame`'s rows in order with a Float64 `score` and a Utf8 `explanation` column."""
         raise NotImplementedError
+
+    def score_in_run(self, frame: pl.DataFrame, context: ScoringContext | None = None) -> pl.DataFrame:
+        """`score` within a run: scorers that call models override it to honour the run's cache and budget and
+        to add their usage columns (results.SCORER_USAGE). The default ignores the context."""
+        return self.score(frame)

@@ -108,8 +108,11 @@ def target_record(target: Any, suite: "LoadedSuite") -> dict[str, Any]:
 
 def run_plan_calls(plan: "RunPlan", *, cache_dir: Path | None, concurrency: int | None = None,
                    on_result: Callable[[CallResult], None] | None = None,
-                   clock: Clock | None = None) -> list[CallResult]:
-    """One result per request of the plan, in order, from whichever kind of target the suite names."""
+                   clock: Clock | None = None, budget: Any = None) -> list[CallResult]:
+    """One result per request of the plan, in order, from whichever kind of target the suite names.
+
+    `budget` (evalplatform.budget.Budget) admits each model call or trial; refused, it is the error
+    `budget exhausted` and nothing is called."""
     cache = ResponseCache(cache_dir) if cache_dir is not None else None
     n = concurrency or plan.suite.spec.concurrency
     wanted = {r.case_id for r in plan.requests}
@@ -122,18 +125,18 @@ def run_plan_calls(plan: "RunPlan", *, cache_dir: Path | None, concurrency: int 
         fields = case_fields(plan.cases.filter(pl.col("case_id").is_in(list(wanted))))
         trials = [Trial(r, *fields[r.case_id], conversation=convs.get(r.case_id)) for r in plan.requests]
         return _run_sync(lambda: run_trials(plan.target, resolved, trials, concurrency=n, cache=cache,
-                                            on_result=on_result, clock=clock))
+                                            on_result=on_result, clock=clock, budget=budget))
     return _run_sync(lambda: play_model(plan.target, plan.requests, convs, concurrency=n, cache=cache,
-                                        on_result=on_result, clock=clock))
+                                        on_result=on_result, clock=clock, budget=budget))
 
 
 async def play_model(target: Any, requests: list[CallRequest], convs: dict[str, list[ConversationMessage]], *,
                      concurrency: int, cache: ResponseCache | None, on_result: Callable | None,
-                     clock: Clock | None) -> list[CallResult]:
+                     clock: Clock | None, budget: Any = None) -> list[CallResult]:
     """Single-turn requests as one batch; conversations turn by turn, every conversation's turn k in round k."""
     if not convs:
         return await run_calls(target, requests, concurrency=concurrency, cache=cache, on_result=on_result,
-                               clock=clock)
+                               clock=clock, budget=budget)
     results: list[CallResult | None] = [None] * len(requests)
     players = {i: Player(convs[r.case_id], target.system_prompt) for i, r in enumerate(requests) if r.case_id in convs}
     traces = {i: new_trace(conversation=True) for i in players}
@@ -156,7 +159,7 @@ async def play_model(target: Any, requests: list[CallRequest], convs: dict[str, 
             batch.append(CallRequest(case_id=requests[i].case_id, repeat=requests[i].repeat, messages=messages))
         if not batch:
             break
-        answers = await run_calls(target, batch, concurrency=concurrency, cache=cache, clock=clock)
+        answers = await run_calls(target, batch, concurrency=concurrency, cache=cache, clock=clock, budget=budget)
         for i, answer in zip(batch_ix, answers):
             if i in pending:
                 results[i] = answer

@@ -266,8 +266,11 @@ def cache_key(target: PythonTarget, resolved: Resolved, trial: Trial, cache: Res
 async def run_trials(target: PythonTarget, resolved: Resolved, trials: list[Trial], *, concurrency: int = 8,
                      cache: ResponseCache | None = None,
                      on_result: Callable[[TargetCallResult], None] | None = None,
-                     clock: Clock | None = None) -> list[TargetCallResult]:
-    """One result per trial, in order; a failed trial is a result with `error` set, never an exception."""
+                     clock: Clock | None = None, budget: Any = None) -> list[TargetCallResult]:
+    """One result per trial, in order; a failed trial is a result with `error` set, never an exception.
+
+    `budget` (evalplatform.budget.Budget) admits each trial as one call and is charged the trial's reported
+    cost; once it refuses, the trial is not played and its result is the error `budget exhausted`."""
     clock = clock or Clock()
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
@@ -298,11 +301,17 @@ async def run_trials(target: PythonTarget, resolved: Resolved, trials: list[Tria
     async def one(i: int) -> None:
         trial, req = trials[i], trials[i].request
         async with sem:
+            if budget is not None and not budget.admit():
+                finish(i, TargetCallResult(req.case_id, req.repeat, None, "budget exhausted", None, 0.0, None, None,
+                                           None, cache_hit=False, attempts=0, error_kind="budget"))
+                return
             t0 = clock.monotonic()
             trace, measured_ms, attempt_log, failure = await runner.play(trial)
             served_ms = (clock.monotonic() - t0) * 1000
         attempts = sum(1 for e in attempt_log if e["call"] not in ("setup", "teardown", "creating the target"))
         summary = _summary(trace, measured_ms)
+        if budget is not None:
+            budget.spend(summary["cost_usd"] if failure is None else (summary["cost_usd"] or 0.0))
         if failure is None:
             try:
                 trace_text(trace)

@@ -82,10 +82,15 @@ def test_only_pass_is_green_a_non_blocking_no_data_or_inconclusive_is_a_warning(
 
 def test_an_uncalibrated_judge_or_an_advisory_only_policy_is_never_promoted(tmp_path, project_env, instance):
     root = copy_project(tmp_path / "proj", suites=("demo",))
+    # The PR tier made to run the (never calibrated) frontier judge: it is not called, and cannot count.
+    suite = root / "datasets" / "demo" / "suite.yaml"
+    suite.write_text(suite.read_text().replace("scorers: [deterministic, cheap_judge]}",
+                                               "scorers: [deterministic, cheap_judge, frontier_judge]}", 1))
     store = HistoryStore(root / ".evalplatform" / "history.duckdb")
     result = run_job(build_definitions(root), "demo_pr", instance)
     floor = checks_of(result)[f"{PR_RUN}:pass_rate_at_least_floor"]
     assert not floor.passed and "judge tone_judge is not allowed to gate" in floor.description
+    assert "not called" in floor.description
     assert BASELINE not in materialized(result) and store.latest_baseline("demo") is None
 
     policy = root / "datasets" / "demo" / "policy.yaml"

@@ -97,11 +97,12 @@ def test_every_run_option_and_the_token_reach_the_server(monkeypatch):
     with GraphQLStub() as stub:
         clock = FakeClock()
         request = RunRequest(suite="demo", tier="nightly", model="local/x", repeats=2, no_cache=True, concurrency=3,
-                             seed=11)
+                             seed=11, budget_usd=2.5, max_calls=400)
         res = submit_and_wait(stub.url, request, timeout_s=10, client=_client(stub, clock))
         assert res.status == "SUCCESS"
         run = stub.runs[0]
         assert run["job"] == "demo_nightly" and run["tags"]["suite"] == "demo" and run["tags"]["tier"] == "nightly"
         assert run["config"] == {"ops": {"demo__nightly_run": {"config": {
-            "model": "local/x", "repeats": 2, "no_cache": True, "concurrency": 3, "seed": 11}}}}
+            "model": "local/x", "repeats": 2, "no_cache": True, "concurrency": 3, "seed": 11, "budget_usd": 2.5,
+            "max_calls": 400}}}}
         assert all(h.get("Authorization") == "Bearer s3cret-token" for h in stub.headers)

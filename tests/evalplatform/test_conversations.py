@@ -58,13 +58,22 @@ SCORERS = [
 
 
 def test_a_model_target_plays_the_user_turns_and_keeps_the_transcript(tmp_path):
-    suite = make_suite(tmp_path, "", cases=_cases(), scorers=SCORERS,
-                       target={"model": "local/numbered", "system_prompt": "Be helpful."})
+    each_judged = {"id": "each_judged", "type": "llm_judge", "criterion": "tone", "turn": "each",
+                   "judge": {"model": "local/recording-judge"}, "rubric_text": "PASS when polite.", "cache": False}
+    # The PR tier runs the LLM judges too here (by default it runs deterministic scorers and cheap judges only).
+    suite = make_suite(tmp_path, "", cases=_cases(), scorers=[*SCORERS, each_judged],
+                       target={"model": "local/numbered", "system_prompt": "Be helpful."},
+                       extra={"tiers": {"pr": {"scorers": ["deterministic", "llm_judge"]}, "nightly": {}}})
     JUDGE_INPUTS.clear()
     run = run_suite(suite)
     rows = {(r["case_id"], r["scorer"]): r for r in run.results.iter_rows(named=True)}
-    for scorer in ("expectations", "first_reply", "every_reply_numbered", "whole_transcript", "judged"):
+    for scorer in ("expectations", "first_reply", "every_reply_numbered", "whole_transcript", "judged", "each_judged"):
         assert rows[("conv", scorer)]["outcome"] == "pass", rows[("conv", scorer)]
+    # A judge's usage on a conversation is the sum over the turns it judged: one verdict per played reply.
+    assert rows[("conv", "judged")]["scorer_calls"] == 1 and rows[("conv", "each_judged")]["scorer_calls"] == 2
+    assert rows[("single", "each_judged")]["scorer_calls"] == 1
+    assert rows[("conv", "each_judged")]["scorer_tokens_in"] > rows[("conv", "judged")]["scorer_tokens_in"]
+    assert rows[("conv", "first_reply")]["scorer_calls"] is None  # a deterministic scorer calls no model
     conv = R.call_rows(run.results).filter(R.call_rows(run.results)["case_id"] == "conv").row(0, named=True)
     trace = json.loads(run.outputs[conv["trace_hash"]])
     assert [m["role"] for m in trace["transcript"]] == ["system", "user", "assistant", "user", "assistant", "user",

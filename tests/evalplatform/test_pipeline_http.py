@@ -50,7 +50,7 @@ scorers:
   - {{id: says_case, type: contains, criterion: correctness, value: "case"}}
 {scorers}
 gate: {{pass_rate_floor: 0.5}}
-tiers: {{pr: {{}}}}
+tiers: {{pr: {{scorers: [deterministic, llm_judge]}}}}  # the judge's replies are under test on the PR tier
 """)
     return suite_dir / "suite.yaml"
 
@@ -100,6 +100,7 @@ JUDGE = """  - id: tone_judge
     type: llm_judge
     criterion: tone
     input_field: text
+    advisory: true  # uncalibrated: a judge that would gate is not called at all
     rubric_text: "PASS when the reply is polite."
     judge: {{model: openai/judge, api_base: "{base}", api_key_env: TEST_LOCAL_KEY, max_attempts: 1}}"""
 

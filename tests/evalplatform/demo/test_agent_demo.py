@@ -127,3 +127,17 @@ def _trajectory_of(run, case_id: str, repeat: int) -> list[str]:
     row = R.call_rows(run.results).filter((pl.col("case_id") == case_id) & (pl.col("repeat") == repeat)).row(
         0, named=True)
     return [c["arguments"]["order_id"] for c in json.loads(run.outputs[row["trace_hash"]])["tool_calls"]]
+
+
+@pytest.mark.parametrize("suite", ["demo", "agent"])
+def test_the_shipped_suites_policies_can_pass_on_both_tiers_so_the_cli_runs_them(suite):
+    # A blocking rule that cannot pass even when every case passes is refused by `evalplatform run` (exit 2):
+    # the agent policy's no-regression rule once asked for a 5-point drop its 38 cases cannot show.
+    from evalplatform.planning import plan_tier
+    from evalplatform.suite import load_suite
+
+    loaded = load_suite(ROOT / "datasets" / suite / "suite.yaml")
+    for tier in ("pr", "nightly"):
+        plan = plan_tier(loaded, tier)
+        assert [r.rule_id for r in plan.refused()] == [], (suite, tier)
+        plan.check()

@@ -14,7 +14,9 @@ TABLES = {"schema_version", "runs", "results", "outputs", "dataset_checks", "bas
           "calibrations", "judge_verdicts", "case_set_members", "discriminations",
           # v7: production monitoring
           "trace_batches", "trace_population", "sampled_traces", "trace_results", "monitor_values", "review_queue",
-          "failure_categories"}
+          "failure_categories",
+          # v8: cases whose verdict changed between repeats
+          "case_flakiness"}
 
 
 def _tables(con) -> set[str]:

@@ -47,6 +47,10 @@ def test_rules_reading_a_not_allowed_judge_are_error_and_block():
 def demo(tmp_path, monkeypatch) -> Path:
     root = tmp_path / "proj"
     shutil.copytree(REPO / "datasets", root / "datasets")
+    # The PR tier made to run the LLM tone judge too (the demo's runs only its cheap scorers): the judge gates there.
+    suite = root / "datasets" / "demo" / "suite.yaml"
+    suite.write_text(suite.read_text().replace("scorers: [deterministic, cheap_judge]}",
+                                               "scorers: [deterministic, cheap_judge, frontier_judge]}", 1))
     monkeypatch.chdir(root)
     monkeypatch.setenv("EVALPLATFORM_PROJECT", str(root))
     for name in ("EVALPLATFORM_HOME", "EVALPLATFORM_HISTORY", "GITHUB_STEP_SUMMARY"):
@@ -65,7 +69,7 @@ def _reasons(decision: dict) -> dict[str, str]:
 
 
 def test_run_and_gate_run_refuse_an_uncalibrated_then_a_changed_judge(demo, capsys):
-    # No calibration of the LLM tone judge: every rule that reads its rows is ERROR, the run is blocked.
+    # No calibration of the LLM tone judge: it is not called, every rule that would read it is ERROR, the run blocks.
     code, first = _run(capsys, demo)
     assert code == 1 and first["overall"] == "BLOCK"
     reasons = _reasons(first)
@@ -84,9 +88,9 @@ def test_run_and_gate_run_refuse_an_uncalibrated_then_a_changed_judge(demo, caps
     capsys.readouterr()
     code, second = _run(capsys, demo)
     assert second["overall"] == "PASS" and code == 0, _reasons(second)
-    # The first run used the same judge identity, now calibrated: gating it again no longer refuses the judge.
-    assert main(["gate", "--no-record", "--run", first["run_id"], "--policy", policy_file]) == 0
-    capsys.readouterr()
+    # The first run never called the judge: gating it again cannot pass on verdicts it does not have.
+    assert main(["gate", "--no-record", "--run", first["run_id"], "--policy", policy_file]) == 1
+    assert "it was not called" in capsys.readouterr().err
 
     # A changed rubric is a new judge identity: its calibration is stale until the judge is calibrated again.
     rubric = demo / "datasets" / "calibration" / "rubrics" / "tone.md"
