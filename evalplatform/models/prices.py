@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -31,11 +32,15 @@ def _price_map() -> dict[str, Any]:
 
 
 def _entry(model: str) -> dict[str, Any] | None:
-    prices = _price_map()
-    for name in (model, f"openai/{model}"):
-        entry = prices.get(name)
-        if isinstance(entry, dict) and isinstance(entry.get("input_cost_per_token"), (int, float)):
-            return entry
+    # Prices registered in this process (litellm.register_model, e.g. for a private deployment) win over the
+    # bundled file, as they do on the litellm path; litellm is consulted only if something already imported it.
+    litellm = sys.modules.get("litellm")
+    registered = getattr(litellm, "model_cost", None) if litellm is not None else None
+    for prices in (registered if isinstance(registered, dict) else {}, _price_map()):
+        for name in (model, f"openai/{model}"):
+            entry = prices.get(name)
+            if isinstance(entry, dict) and isinstance(entry.get("input_cost_per_token"), (int, float)):
+                return entry
     return None
 
 
