@@ -21,7 +21,11 @@ os.environ.setdefault("OPENAI_API_KEY", "sk-mock-not-a-secret")
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-MOCK = REPO / ".." / "shared" / "bench" / "mock_llm_server.py"
+# ../shared/bench from the main checkout, ../../shared/bench from a worktree; BENCH_SHARED overrides.
+_SHARED = Path(os.environ.get("BENCH_SHARED") or next(
+    (p for p in (REPO.parent / "shared" / "bench", REPO.parent.parent / "shared" / "bench") if p.is_dir()),
+    REPO.parent / "shared" / "bench"))
+MOCK = _SHARED / "mock_llm_server.py"
 N_CALLS, CONCURRENCY, LATENCY_MS, N_OUTPUTS = 480, 16, 100, 100_000
 
 
@@ -31,7 +35,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def bench_llm_judge() -> dict | None:
+def bench_llm_judge(transport: str = "auto") -> dict | None:
     if not MOCK.is_file():
         print("skip: ../shared/bench/mock_llm_server.py not found")
         return None
@@ -49,9 +53,10 @@ def bench_llm_judge() -> dict | None:
                 time.sleep(0.1)
         with tempfile.TemporaryDirectory() as tmp:
             judge = LLMJudge(id="bench", criterion="tone", concurrency=CONCURRENCY,
-                             judge={"model": "openai/mock-model", "api_base": f"http://127.0.0.1:{port}/v1"},
+                             judge={"model": "openai/mock-model", "api_base": f"http://127.0.0.1:{port}/v1",
+                                    "transport": transport},
                              rubric=str(REPO / "datasets" / "calibration" / "rubrics" / "tone.md"))
-            judge.check_files(Path(tmp), Path(tmp) / "suite.yaml", "scorers[0]")
+            judge.check_files(REPO, REPO / "suite.yaml", "scorers[0]")  # the rubric lives in this project
             judge.judge_texts(["warm-up"], ["warm-up"])  # litellm import and client set-up are not throughput
             rates = []
             for run in range(3):
@@ -64,7 +69,7 @@ def bench_llm_judge() -> dict | None:
         proc.terminate()
         proc.wait(timeout=10)
     limit = CONCURRENCY * 1000 / LATENCY_MS
-    return {"calls": N_CALLS, "concurrency": CONCURRENCY, "median_calls_per_s": statistics.median(rates),
+    return {"transport": transport, "calls": N_CALLS, "concurrency": CONCURRENCY, "median_calls_per_s": statistics.median(rates),
             "runs": rates, "physical_limit": limit, "failed_calls": failed_calls}
 
 
@@ -95,13 +100,24 @@ def bench_trained_judge() -> dict:
 
 
 def main() -> None:
-    llm = bench_llm_judge()
+    # Both transports side by side: the lean OpenAI path (what `auto` picks here) and litellm.
+    for transport in ("openai", "litellm"):
+        _report_llm(bench_llm_judge(transport))
+    if "--llm-only" not in sys.argv:
+        _report_trained()
+
+
+def _report_llm(llm: dict | None) -> None:
     if llm:
-        print(f"LLM judge: {llm['calls']} calls at concurrency {llm['concurrency']}, mock latency {LATENCY_MS} ms: "
+        print(f"LLM judge ({llm['transport']} transport): {llm['calls']} calls at concurrency {llm['concurrency']}, "
+              f"mock latency {LATENCY_MS} ms: "
               f"median {llm['median_calls_per_s']:.1f} calls/s (runs {', '.join(f'{r:.1f}' for r in llm['runs'])}) "
               f"vs physical limit {llm['physical_limit']:.0f}/s = {llm['median_calls_per_s'] / llm['physical_limit']:.0%}; "
               f"failed calls {llm['failed_calls']} (mock replies are not verdict JSON, so every judgment is an "
               f"`error` outcome: this measures the call path)")
+
+
+def _report_trained() -> None:
     tr = bench_trained_judge()
     print(f"trained judge: fit {tr['fit_s']:.2f} s; scoring {tr['outputs']:,} outputs median {tr['median_s']:.2f} s "
           f"({tr['outputs_per_s']:,.0f} outputs/s; runs {', '.join(f'{r:.2f}' for r in tr['runs_s'])} s)")

@@ -27,7 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT / ".." / "shared" / "bench"
+# ../shared/bench from the main checkout, ../../shared/bench from a worktree under wt/; BENCH_SHARED overrides.
+SHARED = Path(os.environ.get("BENCH_SHARED") or next(
+    (p for p in (ROOT.parent / "shared" / "bench", ROOT.parent.parent / "shared" / "bench") if p.is_dir()),
+    ROOT.parent / "shared" / "bench"))
 PY = sys.executable
 _SCRIPT = Path(PY).parent / "evalplatform"
 # The installed console script is what users run; `-m` is the fallback when it is missing.
@@ -156,7 +159,8 @@ def measure(v: Variant, mock: Mock | None, runs: int, base_env: dict, workdir: P
 
 # ---------------------------------------------------------------- suites
 
-def write_suite(folder: Path, name: str, rows: list[dict], repeats: int, concurrency: int) -> Path:
+def write_suite(folder: Path, name: str, rows: list[dict], repeats: int, concurrency: int,
+                transport: str = "auto") -> Path:
     """suite.yaml + cases.jsonl + prompt.txt: the prompt is the question, a `contains` check of `expected`."""
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "cases.jsonl", "w") as f:
@@ -169,7 +173,8 @@ def write_suite(folder: Path, name: str, rows: list[dict], repeats: int, concurr
         f"schema_version: 1\nname: {name}\n"
         "description: bench suite against the mock server (contains the expected keyword)\n"
         "datasets:\n  - path: cases.jsonl\nprompt: prompt.txt\n"
-        "target: {model: openai/mock-model, api_base: '${MOCK_BASE_URL}', api_key_env: MOCK_API_KEY, temperature: 0}\n"
+        "target: {model: openai/mock-model, api_base: '${MOCK_BASE_URL}', api_key_env: MOCK_API_KEY, temperature: 0, "
+        f"transport: {transport}}}\n"
         f"concurrency: {concurrency}\nrepeats: {repeats}\n"
         "scorers:\n  - {id: keyword, type: contains, criterion: correctness, column: expected}\n"
         "gate:\n  pass_rate_floor: 0.5\n  confidence: 0.95\n")
@@ -189,6 +194,7 @@ def big_rows(base: list[dict], n: int) -> list[dict]:
 
 def make_project(workdir: Path, name: str, suites: dict[str, tuple[list[dict], int]], concurrency: int,
                  api_base: str) -> Path:
+    # A suite named ..._litellm is sent through litellm (transport: litellm), the others take `auto`.
     """A project folder: the code location linked from the repo, the bench suites under datasets/."""
     proj = workdir / name
     (proj / "datasets").mkdir(parents=True, exist_ok=True)
@@ -196,7 +202,8 @@ def make_project(workdir: Path, name: str, suites: dict[str, tuple[list[dict], i
         if (ROOT / item).exists() and not (proj / item).exists():
             (proj / item).symlink_to(ROOT / item)
     for suite_name, (rows, repeats) in suites.items():
-        path = write_suite(proj / "datasets" / suite_name, suite_name, rows, repeats, concurrency)
+        path = write_suite(proj / "datasets" / suite_name, suite_name, rows, repeats, concurrency,
+                           "litellm" if suite_name.endswith("_litellm") else "auto")
         # The suite file takes a literal api_base (no env interpolation), so write the mock's URL in.
         path.write_text(path.read_text().replace("${MOCK_BASE_URL}", f"{api_base}/v1"))
     return proj
@@ -221,7 +228,8 @@ with concurrent.futures.ThreadPoolExecutor(threads) as ex:
 def variants(workdir: Path, mock: Mock, concurrency: int, big_cases: int, big_repeats: int) -> list[Variant]:
     base = [json.loads(line) for line in (SHARED / "suite_200.jsonl").read_text().splitlines() if line.strip()]
     big = big_rows(base, big_cases)
-    proj = make_project(workdir, "project", {"bench200": (base, 1), "bench2000": (big, big_repeats)},
+    proj = make_project(workdir, "project", {"bench200": (base, 1), "bench2000": (big, big_repeats),
+                                             "bench200_litellm": (base, 1), "bench200x3": (base, 3)},
                         concurrency, mock.base)
     # The Dagster engine gets one project per suite: the code location's partitions are the suites of
     # EVALPLATFORM_PROJECT's datasets/, and with several suites there the job's asset checks fail on the
@@ -230,6 +238,8 @@ def variants(workdir: Path, mock: Mock, concurrency: int, big_cases: int, big_re
     proj_big_dagster = make_project(workdir, "project_big", {"bench2000": (big, big_repeats)}, concurrency, mock.base)
     s200 = str(proj / "datasets" / "bench200" / "suite.yaml")
     s2000 = str(proj / "datasets" / "bench2000" / "suite.yaml")
+    s200_litellm = str(proj / "datasets" / "bench200_litellm" / "suite.yaml")
+    s200x3 = str(proj / "datasets" / "bench200x3" / "suite.yaml")
     c = str(concurrency)
 
     def home(tag: str, project: Path | None = None) -> dict:
@@ -258,6 +268,8 @@ def variants(workdir: Path, mock: Mock, concurrency: int, big_cases: int, big_re
     v += [
         Variant("evalplatform direct", [*ep, "--suite", s200, "--engine", "direct", "--no-cache"], ROOT,
                 home("direct"), calls=200, note="fresh EVALPLATFORM_HOME; run 1 pays the one-time dataset check"),
+        Variant("evalplatform direct litellm", [*ep, "--suite", s200_litellm, "--engine", "direct", "--no-cache"],
+                ROOT, home("direct-litellm"), calls=200, note="the same suite with transport: litellm"),
         Variant("evalplatform dagster", [*ep, "--suite", "bench200", "--engine", "dagster", "--no-cache"],
                 proj_dagster, home("dagster", proj_dagster), calls=200, note="in-process job, ephemeral Dagster instance"),
         Variant("evalplatform direct cached", [*ep, "--suite", s200, "--engine", "direct"], ROOT, home("cached"),
@@ -266,6 +278,10 @@ def variants(workdir: Path, mock: Mock, concurrency: int, big_cases: int, big_re
         Variant("evalplatform dagster cached", [*ep, "--suite", "bench200", "--engine", "dagster"], proj_dagster,
                 home("dagster-cached", proj_dagster), calls=0,
                 prime=[*ep, "--suite", "bench200", "--engine", "dagster"]),
+        Variant("raw-asyncio x3", [PY, str(SHARED / "peers" / "raw" / "run_raw.py"), "--concurrency", c,
+                                   "--repeat", "3"], SHARED / "peers" / "raw", calls=600),
+        Variant("evalplatform direct 200x3", [*ep, "--suite", s200x3, "--engine", "direct", "--no-cache"], ROOT,
+                home("direct-x3"), calls=600),
         Variant(f"mock floor {n_big}", [PY, "-c", FLOOR_CLIENT, str(n_big), c], ROOT, calls=n_big,
                 note="16 stdlib threads, urllib, no framework"),
         Variant(f"raw-asyncio x{big_cases * big_repeats // 200}",

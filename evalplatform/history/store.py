@@ -59,6 +59,9 @@ def _first_line(err: BaseException) -> str:
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
+READ_ATTEMPTS = 4  # a read that meets a writer's checkpoint is repeated on a new connection (HistoryStore._read)
+
+
 class _Busy(Exception):
     """Another process holds the file or the lock: worth another try."""
 
@@ -253,19 +256,35 @@ class HistoryStore:
             raise
         con.execute("COMMIT")
 
+    def _read(self, use: Callable[[duckdb.DuckDBPyConnection], Any], empty: Any) -> Any:
+        """`use` on a fresh read-only connection; `empty` when there is no history yet.
+
+        A reader that opened the file just as a writer checkpointed it can find a block not there yet ("Could
+        not read enough bytes"): the read is retried on a new connection a few times (a reader never writes, so
+        it is safe to repeat); a file that stays unreadable is the read's InfraError, as before.
+        """
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                with self._reading() as con:
+                    return empty if con is None else use(con)
+            except InfraError as err:
+                # Only a query that failed on the file's contents; opening it has its own waits (_connect).
+                torn = isinstance(err.__cause__, duckdb.IOException) and "history read failed" in str(err)
+                if attempt + 1 == READ_ATTEMPTS or not torn:
+                    raise
+            self._sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
     def _rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-        with self._reading() as con:
-            if con is None:
-                return []
+        def use(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
             cur = con.execute(sql, params)
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row)) for row in cur.fetchall()]
 
+        return self._read(use, [])
+
     def _frame(self, sql: str, params: list[Any], empty: pl.DataFrame) -> pl.DataFrame:
-        with self._reading() as con:
-            if con is None:
-                return empty
-            return con.sql(sql, params=params).pl()
+        return self._read(lambda con: con.sql(sql, params=params).pl(), empty)
 
     # -- runs ---------------------------------------------------------------------------------
 

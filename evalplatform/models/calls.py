@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from evalplatform.errors import InputError
-from evalplatform.models import local_provider
+from evalplatform.models import local_provider, openai_http
 from evalplatform.models.cache import CachedResponse, ResponseCache
 from evalplatform.models.redact import redact, redact_logs, remember_secret
 from evalplatform.models.retry import Clock, Failure, MalformedResponse, backoff_s, classify
@@ -239,7 +239,8 @@ async def run_calls(target: Target, requests: list[CallRequest], *, concurrency:
 
     if misses:
         api_key = _api_key(target)
-        litellm = _load_litellm()
+        # The lean transport stands in for the litellm module (same acompletion / completion_cost).
+        litellm = openai_http.OpenAIHTTP() if openai_http.uses_openai_http(target) else _load_litellm()
         # Held across an item's retries and backoff waits: under rate limiting, a waiting item keeps
         # its slot, so the whole batch slows down instead of piling more requests onto the endpoint.
         sem = asyncio.Semaphore(concurrency)
@@ -291,6 +292,8 @@ async def run_calls(target: Target, requests: list[CallRequest], *, concurrency:
             if cache_failures:
                 log.warning("response cache: %d of %d writes failed (first: %s); those answers were kept, not cached",
                             len(cache_failures), cache_writes, cache_failures[0])
+            if isinstance(litellm, openai_http.OpenAIHTTP):
+                await litellm.aclose()
 
     assert all(r is not None for r in results)
     return results  # type: ignore[return-value]

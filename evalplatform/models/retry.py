@@ -6,6 +6,7 @@ import asyncio
 import json
 import random
 import re
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -34,6 +35,10 @@ class Clock:
 
 class MalformedResponse(ValueError):
     """The endpoint answered 200 but the body is not a usable chat completion."""
+
+
+class ClientConfigError(Exception):
+    """The client refused to send the request as set up (no credentials, a bad URL): retrying cannot help."""
 
 
 @dataclass(frozen=True)
@@ -72,48 +77,36 @@ def _transport_types() -> tuple[type, ...]:
     import ssl
 
     types: list[type] = [ConnectionError, TimeoutError, socket.gaierror, ssl.SSLError]
-    try:
-        import httpx
+    # Client libraries count only when loaded: their errors cannot occur otherwise (see _timeout_types).
+    httpx, aiohttp = sys.modules.get("httpx"), sys.modules.get("aiohttp")
+    if httpx is not None:
         types.append(httpx.TransportError)
-    except ImportError:  # pragma: no cover - litellm brings httpx
-        pass
-    try:
-        import aiohttp
+    if aiohttp is not None:
         types.append(aiohttp.ClientConnectionError)
-    except ImportError:  # pragma: no cover
-        pass
     return tuple(types)
 
 
 def _timeout_types() -> tuple[type, ...]:
     types: list[type] = [TimeoutError]
-    try:
-        import openai
+    # Only when already loaded: an exception cannot come from a module no one imported, and importing
+    # the SDK here would put its ~0.5 s on the first failure of a run that never used it (the lean path).
+    openai = sys.modules.get("openai")
+    if openai is not None:
         types.append(openai.APITimeoutError)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        import httpx
+    httpx = sys.modules.get("httpx")
+    if httpx is not None:
         types.append(httpx.TimeoutException)
-    except ImportError:  # pragma: no cover
-        pass
     return tuple(types)
 
 
 def _is_sdk_client_error(exc: BaseException) -> bool:
-    try:
-        import openai
-    except ImportError:  # pragma: no cover
-        return False
-    return type(exc) is openai.OpenAIError
+    openai = sys.modules.get("openai")
+    return openai is not None and type(exc) is openai.OpenAIError
 
 
 def _is_sdk_connection_error(exc: BaseException) -> bool:
-    try:
-        import openai
-    except ImportError:  # pragma: no cover
-        return False
-    return type(exc) is openai.APIConnectionError
+    openai = sys.modules.get("openai")
+    return openai is not None and type(exc) is openai.APIConnectionError
 
 
 def _headers(exc: BaseException):
@@ -184,6 +177,14 @@ def _message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _undecodable(exc: BaseException, chain: list[BaseException]) -> bool:
+    """A reply body that is not valid UTF-8. litellm keeps only the decoder's message (as a 500), so
+    the text is the evidence there; a corrupt body is the same on every retry, like truncated JSON."""
+    if any(isinstance(e, UnicodeDecodeError) for e in chain):
+        return True
+    return "codec can't decode byte" in str(exc) and type(exc).__module__.startswith("litellm")
+
+
 _STATUS_KINDS = {401: "auth", 403: "auth", 407: "auth", 404: "not_found", 408: "timeout", 429: "rate_limit"}
 
 
@@ -197,8 +198,13 @@ def classify(exc: BaseException) -> Failure:
         # No such app is a target that does not exist (set up wrongly); an app that raised is the model failing.
         kind = "config" if isinstance(local, UnknownAppError) else "local_app"
         return Failure(kind, False, None, _clean(str(local)))
-    if any(isinstance(e, (MalformedResponse, json.JSONDecodeError)) for e in chain):
-        return Failure("malformed", False, status, "malformed response body: " + _message(exc))
+    if any(isinstance(e, (MalformedResponse, json.JSONDecodeError)) for e in chain) or _undecodable(exc, chain):
+        # No status: the body came with a 200; litellm's wrapper relabels it 500, which is not what was sent.
+        return Failure("malformed", False, None, "malformed response body: " + _message(exc))
+    config = next((e for e in chain if isinstance(e, ClientConfigError)), None)
+    if config is not None:
+        hint = " (set the target's api_key_env)" if "api_key" in str(config).lower() else ""
+        return Failure("config", False, None, f"client configuration: {_clean(str(config))}{hint}")
     if any(isinstance(e, _timeout_types()) for e in chain):
         return Failure("timeout", True, 408, "timeout: " + _message(exc))
     if any(isinstance(e, _transport_types()) for e in chain):

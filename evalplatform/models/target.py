@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -44,6 +44,14 @@ class Target(BaseModel):
     backoff_base_s: float = Field(0.5, ge=0.0)
     backoff_max_s: float = Field(20.0, ge=0.0)
     extra_params: dict[str, Any] = Field(default_factory=dict, description="provider-specific sampling params (top_k, ...)")
+    # Excluded from dumps, so suite hashes, provenance and cache keys are the same whichever path is taken.
+    transport: Literal["auto", "litellm", "openai"] = Field(
+        "auto", exclude=True,
+        description="How calls are sent. auto (default): `openai/...` models go straight to the OpenAI-compatible "
+                    "endpoint over one pooled HTTP client (OpenAI's o-series and gpt-5 models stay on litellm, "
+                    "which rewrites their parameters), everything else through litellm. openai: this endpoint "
+                    "speaks the OpenAI chat-completions protocol (vLLM, Ollama's /v1, LM Studio, a proxy); the part "
+                    "of `model` after the first '/' is sent as the model name. litellm: always through litellm.")
     max_infra_error_share: float = Field(
         0.5, ge=0.0, le=1.0, allow_inf_nan=False,
         description="Largest share of a run's calls that may fail for infrastructure reasons (connection refused, "
@@ -84,6 +92,8 @@ class Target(BaseModel):
     def _backoff_order(self) -> "Target":
         if self.backoff_max_s < self.backoff_base_s:
             raise ValueError("backoff_max_s must be >= backoff_base_s")
+        if self.transport == "openai" and self.model.startswith("local/"):
+            raise ValueError("transport openai needs an HTTP endpoint; local/ models are in-process (use auto)")
         return self
 
     def params(self) -> dict[str, Any]:

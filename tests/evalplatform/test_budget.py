@@ -29,7 +29,7 @@ def server():
     from evalplatform.models.calls import _load_litellm
 
     litellm = _load_litellm()
-    for model in ("openai/priced", "openai/judge"):
+    for model in ("openai/budgeted", "openai/judge"):
         litellm.register_model({model: {"input_cost_per_token": IN_PRICE, "output_cost_per_token": OUT_PRICE,
                                         "litellm_provider": "openai", "mode": "chat"}})
     srv = OpenAIServer(max_lifetime_s=180).start()
@@ -37,7 +37,7 @@ def server():
     srv.stop()
 
 
-def write_project(tmp_path, monkeypatch, server, *, model: str = "openai/priced", max_tokens: int = 64,
+def write_project(tmp_path, monkeypatch, server, *, model: str = "openai/budgeted", max_tokens: int = 64,
                   extra: str = "", n: int = 6) -> Project:
     root = tmp_path / "proj"
     suite = root / "datasets" / "priced"
@@ -178,7 +178,7 @@ def test_a_run_that_reaches_its_budget_midway_stops_calling_and_fails_closed(tmp
     stopped = results.filter(pl.col("error").str.contains("budget exhausted").fill_null(False))
     assert stopped.height > 0 and (stopped["outcome"] == "error").all()
     # Every call planned is accounted for: made, or an error row saying why not.
-    assert server.count("priced") + stopped.filter(pl.col("scorer") == "says_hello").height == 6
+    assert server.count("budgeted") + stopped.filter(pl.col("scorer") == "says_hello").height == 6
     assert server.count("judge") + stopped.filter(pl.col("scorer") == "polite").height == 6
     spent = run["total_cost_usd"]
     assert spent >= budget  # crossed: that is what stopped it

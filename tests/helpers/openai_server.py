@@ -13,6 +13,15 @@ Models (the part after `openai/` in a litellm model string):
                 `judge-surrogate` the reply text holds a lone surrogate instead; with `judge-escaped-surrogate`
                 the reply is verdict JSON whose reasoning decodes to one (the reply text holds the escape)
   mixed         the behaviour is the first word of the last message ("always500 case-3"), for mixed batches
+  status-NNN    that HTTP status with an OpenAI-style error body (429 carries Retry-After: 0)
+  badutf8       200 whose body is not valid UTF-8
+  truncated     200 whose body stops before its Content-Length, then the connection closes
+  cutjson       200 whose whole body (Content-Length right) is JSON cut off mid-object
+  chunked-N     200 sent chunked (no Content-Length) with a reply text of N bytes
+  priced        200 naming gpt-4o-mini as the answering model, usage with cached prompt tokens (a priced reply)
+  nousage       200 without a usage object
+  nullcontent   200 whose message content is null
+  big-N         200 whose reply text is N bytes long
 Any other name answers 200 like `ok`. The server counts requests per (model, prompt) and the peak
 number of requests in flight, so tests can check what actually reached the wire.
 """
@@ -204,6 +213,47 @@ def _make_handler(server: OpenAIServer):
                 self._json(400, {"error": {"message": f"bad request {LONE_SURROGATE} here", "type": "invalid"}})
             elif model == "judge":
                 self._json(200, _completion(model, prompt, _verdict(prompt)))
+            elif model.startswith("status-"):
+                status = int(model.split("-", 1)[1])
+                self._json(status, {"error": {"message": f"status {status} for you", "type": "test"}},
+                           headers={"Retry-After": "0"} if status == 429 else None)
+            elif model == "badutf8":
+                self._send(200, b'{"choices":[{"message":{"role":"assistant","content":"ab\xff\xfe"}}]}')
+            elif model == "truncated":
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "500")
+                self.end_headers()
+                self.wfile.write(b'{"choices":[{"message":{"role":"assis')
+                self.wfile.flush()
+                self.close_connection = True
+            elif model == "cutjson":
+                self._send(200, b'{"choices":[{"message":{"role":"assis')
+            elif model.startswith("chunked-"):
+                payload = json.dumps(_completion(model, prompt, "y" * int(model.split("-", 1)[1]))).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for i in range(0, len(payload), 8192):
+                    part = payload[i:i + 8192]
+                    self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+                self.wfile.write(b"0\r\n\r\n")
+            elif model == "priced":
+                body = _completion("gpt-4o-mini", prompt)
+                body["usage"] = {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500,
+                                 "prompt_tokens_details": {"cached_tokens": 400}}
+                self._json(200, body)
+            elif model == "nousage":
+                body = _completion(model, prompt)
+                del body["usage"]
+                self._json(200, body)
+            elif model == "nullcontent":
+                body = _completion(model, prompt)
+                body["choices"][0]["message"]["content"] = None
+                self._json(200, body)
+            elif model.startswith("big-"):
+                self._json(200, _completion(model, prompt, "x" * int(model.split("-", 1)[1])))
             else:
                 if model.startswith("slow-"):
                     time.sleep(float(model.split("-", 1)[1]))

@@ -83,3 +83,57 @@ def test_a_writer_waits_for_the_file_lock_on_the_injected_clock(tmp_path, worker
     holder.wait()
     store.begin_run({"run_id": "r1", "suite": "demo"})
     assert store.get_run("r1")["status"] == "running"
+
+
+class _TornConnection:
+    """A read-only connection that meets a writer's checkpoint: its queries fail with DuckDB's short-read error."""
+
+    def __init__(self, real):
+        self._real = real
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def sql(self, *args, **kwargs):
+        raise duckdb.IOException('IO Error: Could not read enough bytes from file "history.duckdb": attempted to '
+                                 'read 262144 bytes from location 6041600')
+
+    execute = sql
+
+
+def _torn_reads(monkeypatch, times: int | None) -> list[str]:
+    """Read-only connections whose queries fail `times` times (None: always); returns the connections made."""
+    made: list[str] = []
+    real = duckdb.connect
+
+    def connect(path, read_only=False, **kw):
+        con = real(path, read_only=read_only, **kw)
+        if read_only:
+            made.append("ro")
+            if times is None or len(made) <= times:
+                return _TornConnection(con)
+        return con
+
+    monkeypatch.setattr(duckdb, "connect", connect)
+    return made
+
+
+def test_a_read_that_meets_a_writers_checkpoint_is_repeated_on_a_new_connection(tmp_path, monkeypatch):
+    fake = FakeTime()
+    store = _store(tmp_path / "h.duckdb", fake)
+    store.begin_run({"run_id": "r1", "suite": "demo"})
+    store._schema_current = True  # the schema check itself reads: keep the torn reads on the query under test
+    made = _torn_reads(monkeypatch, 2)
+    assert store.list_runs(limit=5, status=None)["run_id"].to_list() == ["r1"]
+    assert made == ["ro", "ro", "ro"] and fake.sleeps == [0.05, 0.1]
+
+
+def test_a_file_that_stays_unreadable_is_still_an_infrastructure_error(tmp_path, monkeypatch):
+    fake = FakeTime()
+    store = _store(tmp_path / "h.duckdb", fake)
+    store.begin_run({"run_id": "r1", "suite": "demo"})
+    store._schema_current = True
+    made = _torn_reads(monkeypatch, None)
+    with pytest.raises(InfraError, match="history read failed: IO Error: Could not read enough bytes"):
+        store.list_runs(limit=5, status=None)
+    assert len(made) == 4

@@ -1,4 +1,8 @@
-"""run_calls against a real local OpenAI-compatible HTTP server through litellm: retries, timeouts, concurrency, cache."""
+"""run_calls against a real local OpenAI-compatible server: retries, timeouts, concurrency, cache.
+
+These go through the transport `auto` picks for `openai/...` (the lean one); test_models_transport_parity.py
+sends the same requests through litellm too and compares the two.
+"""
 
 from __future__ import annotations
 
