@@ -360,7 +360,9 @@ def plan_rule(rule: Rule, *, planned: pl.DataFrame, pool: pl.DataFrame, order: S
     if n == 0 or kind == "point":
         plan = RulePlan(rule.id, rule.metric, rule.severity, rule.inconclusive == "block", kind, _bound_text(rule),
                         n, n, schedule=_schedule(rule, n, [], repeats, adaptive, False))
-        plan.notes.append("point estimate without an interval: always decides" if n else
+        whole_run = ("bootstrap interval over cases against the baseline (evidence-bound; not simulated here)"
+                     if relative else "point estimate without an interval: always decides")
+        plan.notes.append(whole_run if n else
                           "selects no case in this tier" + (" the baseline covers" if relative else ""))
         plan.can_pass = True if n else None
         return plan

@@ -55,3 +55,19 @@ def test_discriminate_reports_per_fraction_and_stores_the_score(mini, capsys):
 def test_discriminate_with_bad_fractions_is_exit_2(mini, capsys):
     assert main(["discriminate", "--suite", "mini", "--fractions", "0,2"]) == 2
     assert "--fractions" in capsys.readouterr().err
+
+
+def test_plan_says_a_relative_latency_rule_decides_on_an_interval_and_an_absolute_one_on_a_point(mini, capsys):
+    suite = mini / "datasets" / "mini" / "suite.yaml"
+    (mini / "datasets" / "mini" / "policy.yaml").write_text(
+        "rules:\n"
+        "  - {id: floor, metric: pass_rate, bound: {min: 0.5}, severity: blocking}\n"
+        "  - {id: slower, metric: p95_latency_ms, bound: {max_increase: 0.25}, severity: advisory, on_missing: no_data}\n"
+        "  - {id: slow, metric: p95_latency_ms, bound: {max: 2000}, severity: advisory}\n")
+    suite.write_text(suite.read_text() + "policy: policy.yaml\n")
+    assert main(["plan", "--suite", "mini", "--tier", "pr"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    slower = next(ln for ln in lines if ln.startswith("slower"))
+    slow = next(ln for ln in lines if ln.startswith("slow "))
+    assert "bootstrap interval over cases against the baseline" in slower and "always decides" not in slower
+    assert "point estimate without an interval" in slow
