@@ -108,7 +108,8 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in a dataset (use null)")
 
 
-def _maybe_json(value: Any) -> Any:
+def decode_cell(value: Any) -> Any:
+    """A nested value kept as JSON text in a cases frame (see _cell), back as the list or object it was."""
     if isinstance(value, str) and value[:1] in ("[", "{"):
         try:
             return json.loads(value)
@@ -123,7 +124,7 @@ def _read_csv(path: Path, max_bytes: int) -> list[tuple[str, Any]]:
         df = pl.read_csv(text.encode("utf-8"), infer_schema=False)
     except Exception as exc:  # polars' CSV errors are ComputeError/NoDataError
         raise InputError(path, None, f"cannot parse CSV: {str(exc).splitlines()[0]}") from None
-    return [(f"row {i + 2}", {k: _maybe_json(v) for k, v in r.items() if v is not None})
+    return [(f"row {i + 2}", {k: decode_cell(v) for k, v in r.items() if v is not None})
             for i, r in enumerate(df.iter_rows(named=True))]
 
 

@@ -8,13 +8,13 @@ class target keeps its instance across the turns of one trial, never across tria
 from __future__ import annotations
 
 import asyncio
-import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Coroutine
 
 import polars as pl
 
+from evalplatform.datasets import decode_cell
 from evalplatform.conversation import CONVERSATION_FIELD, ConversationMessage, Player, parse_conversation
 from evalplatform.errors import InputError
 from evalplatform.models.cache import ResponseCache
@@ -46,21 +46,11 @@ def _run_sync(make: Callable[[], Coroutine]) -> Any:
         return pool.submit(lambda: asyncio.run(make())).result()
 
 
-def _decoded(value: Any) -> Any:
-    # Nested case values are JSON text in the cases frame (datasets._cell); the target gets them back.
-    if isinstance(value, str) and value[:1] in ("[", "{"):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 def case_fields(cases: pl.DataFrame) -> dict[str, tuple[dict, list[str]]]:
     """case_id -> (its fields as the dataset gave them, its tags)."""
     out = {}
     for row in cases.iter_rows(named=True):
-        fields = {k: _decoded(v) for k, v in row.items() if k not in _NOT_FIELDS and v is not None}
+        fields = {k: decode_cell(v) for k, v in row.items() if k not in _NOT_FIELDS and v is not None}
         out[row["case_id"]] = (fields, list(row.get("tags") or []))
     return out
 

@@ -25,7 +25,9 @@ def test_each_suite_has_a_pipeline_slos_asset_with_a_check_per_slo(tmp_path, pro
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert set(checks) == set(SLO_IDS)
     wall = checks["pr_wall_time_p95"]
-    assert wall.passed and wall.description.startswith("OK: ") and "(target <= 600 s)" in wall.description
+    # What the check reports and against which budget; whether this machine ran under it is not asserted.
+    assert wall.description.split(":")[0] in ("OK", "BREACH") and "(target <= 600 s)" in wall.description
+    assert wall.passed == wall.description.startswith("OK: ")
     assert checks["success_rate"].passed
     fresh = checks["freshness_p95"]
     assert not fresh.passed and fresh.severity == dg.AssetCheckSeverity.WARN and fresh.description.startswith("NO_DATA")
