@@ -152,7 +152,7 @@ def _run_asset(entry: SuiteEntry, tier: str, upstream: list[dg.AssetKey],
                 from None
         view = _raise_typed(lambda: run_for_dagster(eval_project.project(), request, dagster_run_id=context.run_id,
                                                     store=eval_project.store(),
-                                                    on_estimate=lambda e: context.log.info(e.line())))
+                                                    on_estimate=lambda e, _plan: context.log.info(e.line())))
         # Tags that make runs tell apart in the runs list (which model, which decision).
         context.instance.add_run_tags(context.run_id, {k: v for k, v in view.tags.items() if v})
         for warning in view.warnings:

@@ -171,17 +171,28 @@ class Estimate:
 
 
 def _price(model: str, tokens_in: float, tokens_out: float) -> float | None:
-    """Price of one call by litellm's cost map; local models (our offline provider) cost nothing."""
-    from evalplatform.models import local_provider
+    """Price of one call by litellm's cost map; local models (our offline provider) cost nothing.
+
+    The map is read as a file (evalplatform.models.prices), so estimating never imports litellm for a model
+    the map names; litellm itself is asked only for a model the file does not name that is not an
+    `openai/` one (those go through litellm anyway, and it knows provider-specific names and registrations).
+    """
+    from evalplatform.models import local_provider, prices
 
     if model.startswith(f"{local_provider.PROVIDER}/"):
         return 0.0
+    n_in, n_out = max(0, round(tokens_in)), max(0, round(tokens_out))
+    # OpenAI's own models are named without the prefix in the map; other providers' names are taken as they are.
+    for name in (model, model.removeprefix("openai/") if model.startswith("openai/") else None):
+        if name and (cost := prices.cost_usd(name, n_in, n_out)) is not None:
+            return cost
+    if model.startswith("openai/"):
+        return None
     from evalplatform.models.calls import _load_litellm
 
     litellm = _load_litellm()
     try:
-        cost_in, cost_out = litellm.cost_per_token(model=model, prompt_tokens=max(0, round(tokens_in)),
-                                                   completion_tokens=max(0, round(tokens_out)))
+        cost_in, cost_out = litellm.cost_per_token(model=model, prompt_tokens=n_in, completion_tokens=n_out)
     except Exception:  # litellm raises for a model it has no price for
         return None
     return float(cost_in) + float(cost_out)

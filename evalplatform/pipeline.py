@@ -95,21 +95,25 @@ def scored_run(
 ) -> tuple[ScoredRun, dict]:
     """Plan, call, score and store one run; returns it with its history record. Atomic in the history.
 
-    `on_estimate` gets the run's estimate (budget.Estimate) before the first call."""
+    `on_estimate` gets the run's estimate (budget.Estimate) and its plan before the first call."""
     store = store or HistoryStore(project.history_path)
     suite = resolve_suite(project, request.suite)
-    # Every check that needs no write comes first: bad input must leave the history untouched.
-    plan = planned_run(store, suite, request)
-    dataset, _ = checked_dataset(project, suite, store, plan.dataset)
-    # Whether each rule can decide at this tier's size, before any model call: a blocking rule that cannot
-    # pass even with a perfect result is refused (exit 2); rules likely to block a no-change re-run are warned of.
-    tier_plan = plan_tier(suite, plan.tier, store=store, run_plan=plan)
-    tier_plan.check()
-    cache_dir = project.cache_dir if request.use_cache() else None
-    # What the run will call and spend, before it calls anything: over a limit it is refused here (exit 2).
-    estimate, limits = estimate_and_check(plan, store, request, cache_dir)
-    if on_estimate is not None:
-        on_estimate(estimate)
+    # Every check that needs no write comes first: bad input and a refused plan or budget must leave the history
+    # untouched. Their reads share one connection (the block ends before any model call).
+    with store.shared_reads():
+        plan = planned_run(store, suite, request)
+        # Whether each rule can decide at this tier's size, before any model call: a blocking rule that cannot
+        # pass even with a perfect result is refused (exit 2); rules likely to block a no-change re-run are
+        # warned of.
+        tier_plan = plan_tier(suite, plan.tier, store=store, run_plan=plan)
+        tier_plan.check()
+        cache_dir = project.cache_dir if request.use_cache() else None
+        # What the run will call and spend, before it calls anything: over a limit it is refused here (exit 2).
+        estimate, limits = estimate_and_check(plan, store, request, cache_dir)
+        if on_estimate is not None:
+            on_estimate(estimate, plan)
+        # The dataset's data-quality check (recorded once per dataset version: the first write).
+        dataset, _ = checked_dataset(project, suite, store, plan.dataset)
     run_id = new_run_id()
     record = run_record(project, suite, dataset, plan, run_id, dagster_run_id)
     record["provenance"]["request"] = request.model_dump(mode="json")
@@ -128,8 +132,10 @@ def scored_run(
         # the results (with any evidence an undecided rule added), totals and the decision of record
         # land in one transaction (all or nothing). A run out of budget buys no more evidence.
         source = more_evidence(plan, run_id, cache_dir=cache_dir, concurrency=request.concurrency, budget=budget)
-        outcome = decide_results(store, suite, run_id, results=run.results, record=False, tier=plan.tier,
-                                 plan=tier_plan, evidence=None if budget.exhausted else source, scope=plan.scope)
+        with store.shared_reads():
+            outcome = decide_results(store, suite, run_id, results=run.results, record=False, tier=plan.tier,
+                                     plan=tier_plan, evidence=None if budget.exhausted else source,
+                                     scope=plan.scope)
         decision = outcome.decision
         decision.inputs["estimate"] = estimate.to_dict()
         decision.inputs["budget"] = budget.to_dict()

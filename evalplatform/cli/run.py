@@ -49,17 +49,24 @@ def run_suite(opts: dict[str, Any]) -> int:
     # run will call and spend, and refuse it here (exit 2) when that is over its budget.
     suite = resolve_suite(project, request.suite)
     store = HistoryStore(project.history_path)
-    plan = planned_run(store, suite, request)
-    estimate, _ = estimate_and_check(plan, store, request, project.cache_dir if request.use_cache() else None)
-    echo(f"{suite.name} {plan.tier} tier: {plan.cases.height} cases x {plan.repeats} repeat(s), scorers "
-         f"{', '.join(plan.scope.run_ids) if plan.scope else 'all'}")
-    echo(estimate.line())
+
+    def announce(estimate: Any, plan: Any) -> None:
+        echo(f"{suite.name} {plan.tier} tier: {plan.cases.height} cases x {plan.repeats} repeat(s), scorers "
+             f"{', '.join(plan.scope.run_ids) if plan.scope else 'all'}")
+        echo(estimate.line())
+
     # A suite of the project (datasets/NAME/suite.yaml) is served by its Dagster code location, so it
     # runs through Dagster by default; a suite file elsewhere runs directly.
     in_project = suite.path.resolve().parent.parent == project.datasets_dir.resolve()
     engine = opts.get("engine") or ("dagster" if project.definitions_file.is_file() and in_project else "direct")
     if engine == "dagster":
         from evalplatform.engine import run_with_dagster
+
+        with store.shared_reads():
+            plan = planned_run(store, suite, request)
+            estimate, _ = estimate_and_check(plan, store, request,
+                                             project.cache_dir if request.use_cache() else None)
+        announce(estimate, plan)
 
         outcome = run_with_dagster(project, request.model_copy(update={"suite": suite.name}))
         run_id = outcome.run_id
@@ -69,7 +76,8 @@ def run_suite(opts: dict[str, Any]) -> int:
         from evalplatform.pipeline import scored_run
 
         with ProgressBars() as bars:
-            run, _ = scored_run(project, request, progress=bars)
+            # The pipeline plans, estimates and refuses over-budget runs (exit 2) before any call or write.
+            run, _ = scored_run(project, request, progress=bars, store=store, on_estimate=announce)
         run_id, ui_hint = run.run_id, None
     reports = {"markdown": opts.get("markdown"), "junit": opts.get("junit"), "json": opts.get("json_out")}
     return print_summary(project, run_id, ui_hint, reports)

@@ -78,13 +78,14 @@ def print_summary(project: Any, run_id: str, ui_hint: str | None, reports: dict 
     from evalplatform.report import decision_from_record, render_summary
 
     store = HistoryStore(project.history_path)
-    record = store.get_run(run_id)
-    # The decision the run made when it ran; a later `gate --run` never stands in for it.
-    stored = store.decision_of_record(run_id) if record else None
-    if record is None or stored is None:
-        raise InfraError(f"{project.history_path}: run {run_id} or its decision is missing from the history")
-    decision = decision_from_record(stored)
-    results = store.get_results(run_id)
+    with store.shared_reads():
+        record = store.get_run(run_id)
+        # The decision the run made when it ran; a later `gate --run` never stands in for it.
+        stored = store.decision_of_record(run_id) if record else None
+        if record is None or stored is None:
+            raise InfraError(f"{project.history_path}: run {run_id} or its decision is missing from the history")
+        decision = decision_from_record(stored)
+        results = store.get_results(run_id)
     output.show(lambda: render_summary(run=record, results=results, decision=decision,
                                        history_path=str(project.history_path), ui_hint=ui_hint),
                 lambda: _summary_rich(record, results, decision, str(project.history_path), ui_hint))

@@ -14,6 +14,7 @@ import os
 import random
 import secrets
 import socket
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -133,6 +134,8 @@ class HistoryStore:
         self._clock = clock
         self._sleep = sleep
         self._schema_current = False
+        # shared_reads(): per thread, the block depth and the one read-only connection its reads share
+        self._shared = threading.local()
         # Called inside complete_run's transaction after the results went in and before the decision
         # and the COMMIT; tests use it to crash there.
         self._before_commit: Callable[[], None] | None = None
@@ -206,8 +209,37 @@ class HistoryStore:
         ))
 
     @contextmanager
+    def shared_reads(self) -> Iterator[None]:
+        """Let the reads inside this block share one read-only connection (opened on the first read).
+
+        Opening the file costs ~15 ms, and one command's planning, estimate, baseline and summary read it a dozen
+        times. The connection holds DuckDB's shared file lock, which keeps other processes' writers waiting, so
+        a block must stay short (never around model calls); a write inside it closes the connection first (a
+        process cannot hold the file read-only and read-write at once) and the next read opens a fresh one.
+        Re-entrant; per thread (each thread's block has its own connection).
+        """
+        local = self._shared
+        local.depth = getattr(local, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            local.depth -= 1
+            if local.depth == 0:
+                self._drop_shared()
+
+    def _drop_shared(self) -> None:
+        con, self._shared.con = getattr(self._shared, "con", None), None
+        if con is not None:
+            con.close()
+
+    def _sharing(self) -> bool:
+        return getattr(self._shared, "depth", 0) > 0
+
+    @contextmanager
     def _writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection at the latest schema, held under the writers' file lock."""
+        if self._sharing():
+            self._drop_shared()
         lock = self._lock()
         try:
             con = self._connect(read_only=False)
@@ -225,24 +257,33 @@ class HistoryStore:
 
     @contextmanager
     def _reading(self) -> Iterator[duckdb.DuckDBPyConnection | None]:
-        """A read-only connection, or None when there is no history yet."""
-        con = self._connect(read_only=True)
-        if con is not None and not self._schema_current:
-            version = schema.current_version(con)
-            if version < schema.LATEST_VERSION:
-                # An older file: upgrade it once under the write lock, then read.
-                con.close()
-                with self._writing():
-                    pass
-                con = self._connect(read_only=True)
-            else:
-                self._schema_current = version == schema.LATEST_VERSION
+        """A read-only connection, or None when there is no history yet (the shared one inside shared_reads)."""
+        sharing = self._sharing()
+        con = getattr(self._shared, "con", None) if sharing else None
+        if con is None:
+            con = self._connect(read_only=True)
+            if con is not None and not self._schema_current:
+                version = schema.current_version(con)
+                if version < schema.LATEST_VERSION:
+                    # An older file: upgrade it once under the write lock, then read.
+                    con.close()
+                    with self._writing():
+                        pass
+                    con = self._connect(read_only=True)
+                else:
+                    self._schema_current = version == schema.LATEST_VERSION
+            if sharing:
+                self._shared.con = con
         try:
             yield con
         except duckdb.Error as err:
+            if sharing:  # a torn read is retried on a fresh connection (see _read)
+                self._shared.con = None
+                if con is not None:
+                    con.close()
             raise InfraError(f"{self.path}: history read failed: {_first_line(err)}") from err
         finally:
-            if con is not None:
+            if con is not None and not sharing:
                 con.close()
 
     @staticmethod
@@ -283,8 +324,12 @@ class HistoryStore:
 
         return self._read(use, [])
 
-    def _frame(self, sql: str, params: list[Any], empty: pl.DataFrame) -> pl.DataFrame:
-        return self._read(lambda con: con.sql(sql, params=params).pl(), empty)
+    def _frame(self, sql: str, params: list[Any], empty: pl.DataFrame | Callable[[], pl.DataFrame]) -> pl.DataFrame:
+        """The query as a frame; `empty` (or what it returns, when it is a function) when there is no history."""
+        frame = self._read(lambda con: con.sql(sql, params=params).pl(), None)
+        if frame is None:
+            return empty() if callable(empty) else empty
+        return frame
 
     # -- runs ---------------------------------------------------------------------------------
 
@@ -517,7 +562,7 @@ class HistoryStore:
             "SELECT * FROM runs WHERE (? IS NULL OR suite = ?) AND (?::VARCHAR[] IS NULL OR list_contains(?, status)) "
             "ORDER BY started_at DESC, run_id DESC LIMIT ?",
             [suite, suite, wanted, wanted, int(limit)],
-            _empty_runs(),
+            _empty_runs,
         )
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:

@@ -298,3 +298,22 @@ def test_a_corrupt_limit_on_the_command_line_is_one_line_exit_2(tmp_path, monkey
     assert main(["run", "--suite", "mini", "--engine", "direct", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and args[0] in err[0]
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "openai/gpt-4o-mini", "mistral/mistral-small-latest"])
+def test_the_estimates_price_is_litellms_read_from_its_cost_map_file(model):
+    import litellm
+
+    from evalplatform.budget import _price
+
+    want = sum(litellm.cost_per_token(model=model, prompt_tokens=1234, completion_tokens=567))
+    assert _price(model, 1234, 567) == pytest.approx(want, rel=1e-12)
+
+
+def test_an_openai_compatible_model_without_a_price_is_unknown_without_asking_litellm(monkeypatch):
+    from evalplatform import budget
+    from evalplatform.models import calls
+
+    monkeypatch.setattr(calls, "_load_litellm", lambda: pytest.fail("litellm was loaded to price an openai/ model"))
+    assert budget._price("openai/house-model", 100, 10) is None
+    assert budget._price("openai/gpt-4o-mini", 100, 10) > 0

@@ -15,7 +15,8 @@ from tests.helpers.openai_server import OpenAIServer
 ROOT = Path(__file__).resolve().parents[2]
 # What an identical re-run must not import: the call transports (it makes no call), the data-quality
 # suite (the dataset was checked on the first run) and the orchestrator (the direct engine).
-NOT_ON_A_CACHED_RUN = ("litellm", "openai", "aiohttp", "httpx", "great_expectations", "dagster")
+NOT_ON_A_CACHED_RUN = ("litellm", "openai", "aiohttp", "httpx", "great_expectations", "dagster", "scipy",
+                       "statsmodels", "matplotlib")
 
 
 def _imported(stderr: str) -> set[str]:
@@ -50,6 +51,9 @@ def test_an_identical_rerun_from_the_cache_imports_no_transport_gx_or_dagster(tm
     assert calls_made == 6 * 2  # cases x repeats: the first run asked the model
     # The first run did load a transport: the probe can see an import when there is one.
     assert {"aiohttp"} <= _imported(first.stderr) if transport == "auto" else {"litellm"} <= _imported(first.stderr)
+    if transport == "auto":
+        # The lean transport's run never loads litellm: not to call, not to price, not to estimate.
+        assert not {"litellm", "openai"} & _imported(first.stderr), sorted(_imported(first.stderr))
 
     again = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]

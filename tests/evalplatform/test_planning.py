@@ -206,3 +206,17 @@ def test_plan_table_lists_every_rule_of_every_tier():
     text = plan_table([a, a])
     assert text.count("floor ") >= 2 and "P(PASS)" in text and "false block" in text and "detects (80%)" in text
     assert np.isfinite(a.rule("floor").p_pass)
+
+
+@pytest.mark.parametrize("n, p", [(0, 0.3), (1, 0.0), (1, 1.0), (7, 0.5), (50, 0.93), (400, 0.02), (3000, 0.999)])
+def test_the_binomial_planning_uses_matches_scipys_without_importing_it(n, p):
+    from scipy import stats as sps
+
+    from evalplatform.stats import decidability
+
+    got = decidability._binom_pmf(n, p)
+    want = sps.binom.pmf(np.arange(n + 1), n, p)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-300)
+    # Counts outside 0..n have probability 0; n given per element works as for scipy.
+    k, ns = np.array([-1, 0, 3, 9]), np.array([5, 5, 5, 8])
+    np.testing.assert_allclose(decidability._binom_terms(k, ns, 0.4), sps.binom.pmf(k, ns, 0.4), rtol=1e-9)

@@ -258,3 +258,35 @@ def test_results_of_a_complete_run_are_read_once_and_stay_correct(tmp_path):
     (tmp_path / "h.duckdb").rename(tmp_path / "moved.duckdb")  # a second read must not touch the file
     assert store.get_results("r1").equals(first)
     assert HistoryStore(tmp_path / "other.duckdb").get_results("r1").height == 0  # keyed by database file
+
+
+def test_shared_reads_open_the_file_once_see_writes_made_inside_and_release_it_at_the_end(store, monkeypatch):
+    import duckdb
+
+    _begin(store, "20260101T000000Z-aaaaaaaa")
+    opened = []
+    real = store._connect
+    monkeypatch.setattr(store, "_connect", lambda read_only: opened.append(read_only) or real(read_only))
+    with store.shared_reads():
+        assert store.get_run("20260101T000000Z-aaaaaaaa")["status"] == "running"
+        assert store.list_runs(status=None).height == 1
+        with store.shared_reads():  # re-entrant: the inner block uses the same connection
+            assert store.latest_run("demo", status=None)["run_id"] == "20260101T000000Z-aaaaaaaa"
+        assert opened == [True]
+        # A write inside the block closes the shared connection first (a process cannot hold the file both
+        # read-only and read-write), and the next read sees what it wrote.
+        _begin(store, "20260101T000001Z-bbbbbbbb")
+        assert store.list_runs(status=None).height == 2
+        assert opened == [True, False, True]
+    # After the block nothing holds the file: another read-write connection (as another process's writer
+    # would take) opens at once.
+    with duckdb.connect(str(store.path)) as con:
+        assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
+    assert store.list_runs(status=None).height == 2 and opened[-1] is True and len(opened) == 4
+
+
+def test_shared_reads_before_any_history_exists_read_empty_and_then_see_the_first_write(store):
+    with store.shared_reads():
+        assert store.list_runs().height == 0 and store.get_run("20260101T000000Z-aaaaaaaa") is None
+        _begin(store, "20260101T000000Z-aaaaaaaa")
+        assert store.get_run("20260101T000000Z-aaaaaaaa")["status"] == "running"
