@@ -72,7 +72,8 @@ def _dataset_asset(entry: SuiteEntry, kind: str) -> dg.AssetsDefinition:
                 store.record_case_set(entry.name, "regression_set", view.version, view.members)
             return view
 
-        view = _raise_typed(build)
+        with eval_project.reading():
+            view = _raise_typed(build)
         return dg.Output(
             {"suite": entry.name, "kind": kind, "version": view.version, "n_cases": view.n,
              "members": view.members},
@@ -93,8 +94,9 @@ def _gx_check(entry: SuiteEntry, asset: dg.AssetsDefinition, kind: str) -> dg.As
                     description="Great Expectations on the batch: at least one case, ids present and unique, "
                                 "source and severity in their vocabularies (run once per data version).")
     def _gx(context: dg.AssetCheckExecutionContext, eval_project: EvalProject) -> dg.AssetCheckResult:
-        summary = _raise_typed(lambda: case_sets.great_expectations_check(
-            eval_project.project(), eval_project.store(), entry.name, kind))
+        with eval_project.reading():
+            summary = _raise_typed(lambda: case_sets.great_expectations_check(
+                eval_project.project(), eval_project.store(), entry.name, kind))
         return dg.AssetCheckResult(
             passed=summary["success"], severity=dg.AssetCheckSeverity.ERROR, description=summary["description"],
             metadata={"cached": summary["cached"], "failed": dg.MetadataValue.json(summary["failed"])})
@@ -111,8 +113,9 @@ def _dataset_checks(entry: SuiteEntry, golden: dg.AssetsDefinition, regression: 
                     description="No case the regression set ever held is missing or changed, unless retired "
                                 "explicitly (suite.yaml `retired:` with a reason and a date).")
     def _append_only(context: dg.AssetCheckExecutionContext, eval_project: EvalProject) -> dg.AssetCheckResult:
-        found = _raise_typed(lambda: case_sets.append_only_violations(
-            eval_project.project(), eval_project.store(), entry.name))
+        with eval_project.reading():
+            found = _raise_typed(lambda: case_sets.append_only_violations(
+                eval_project.project(), eval_project.store(), entry.name))
         bad = found["missing"] + found["changed"]
         desc = "every case ever held is still there, unchanged" if not bad else (
             "; ".join(filter(None, [
@@ -219,10 +222,11 @@ def _rule_checks(entry: SuiteEntry, run: dg.AssetsDefinition, tier: str) -> dg.A
         from evalplatform.pipeline import write_run_report
 
         # The run's HTML report (its materialization links to it), drawn here: this step holds no history pool.
-        problem = write_run_report(eval_project.project(), entry.name, scored["run_id"], eval_project.store())
+        with eval_project.reading():
+            problem = write_run_report(eval_project.project(), entry.name, scored["run_id"], eval_project.store())
+            decision = _raise_typed(lambda: recorded_decision(eval_project.store(), scored["run_id"]))
         if problem:
             context.log.warning(problem)
-        decision = _raise_typed(lambda: recorded_decision(eval_project.store(), scored["run_id"]))
         by_id = {r["rule_id"]: r for r in decision["rules"]}
         for rule in rules:
             found = by_id.get(rule.id)
@@ -294,8 +298,9 @@ def _baseline_asset(entry: SuiteEntry, runs: dict[str, dg.AssetsDefinition]) -> 
             meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
             if "history_run_id" in meta:
                 latest[tier] = meta["history_run_id"].value
-        result = _raise_typed(lambda: promote_latest(eval_project.project(), eval_project.store(), entry.name,
-                                                     latest, actor=f"dagster run {context.run_id}"))
+        with eval_project.reading():
+            result = _raise_typed(lambda: promote_latest(eval_project.project(), eval_project.store(), entry.name,
+                                                         latest, actor=f"dagster run {context.run_id}"))
         return dg.Output(result, metadata={
             "baselines": dg.MetadataValue.json(result["baselines"]),
             "promoted": dg.MetadataValue.json(result["promoted"]),

@@ -60,6 +60,7 @@ class Run:
     max_in_flight: int | None
     span_s: float | None
     tail: str
+    server_child_rss_mb: float | None = None   # the warm launcher's child that ran the command (from its log)
 
 
 # ---------------------------------------------------------------- mock server
@@ -133,6 +134,30 @@ def run_child(argv: list[str], cwd: Path, env: dict[str, str], timeout_s: float,
     return wall, proc.returncode, usage.ru_maxrss / 1024
 
 
+def _server_logs(env: dict) -> list[Path]:
+    return sorted(Path(env.get("TMPDIR", "/nonexistent")).glob("evalplatform-launcher-*/*.log"))
+
+
+def _child_lines(env: dict) -> set[str]:
+    return {line for log in _server_logs(env) for line in log.read_text(errors="replace").splitlines()
+            if " ended: " in line}
+
+
+def _new_child_rss(env: dict, seen: set[str]) -> float | None:
+    """Peak RSS of the launcher child that ran the command just timed (the server logs it when it reaps it)."""
+    if not _server_logs(env):
+        return None
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        new = _child_lines(env) - seen
+        if new:
+            return max(float(line.rsplit("peak RSS ", 1)[1].split()[0]) for line in new)
+        if not _server_logs(env):
+            return None
+        time.sleep(0.1)
+    return None
+
+
 def measure(v: Variant, mock: Mock | None, runs: int, base_env: dict, workdir: Path, timeout_s: float) -> list[Run]:
     env = {**base_env, **v.env}
     out_dir = workdir / "logs" / v.name
@@ -144,11 +169,13 @@ def measure(v: Variant, mock: Mock | None, runs: int, base_env: dict, workdir: P
     for i in range(runs):
         if mock:
             mock.reset()
+        seen = _child_lines(env)
         wall, rc, rss = run_child(v.argv, v.cwd, env, timeout_s, out_dir / f"run{i + 1}.txt")
+        child_rss = _new_child_rss(env, seen)
         st = mock.stats() if mock else {}
         tail = (out_dir / f"run{i + 1}.txt").read_text(errors="replace").strip().splitlines()[-1:]
         r = Run(wall, rc, rss, st.get("requests"), st.get("max_in_flight"), st.get("active_span_s"),
-                tail[0][:160] if tail else "")
+                tail[0][:160] if tail else "", child_rss)
         if v.calls is not None and r.requests != v.calls:
             r.tail = f"[mock saw {r.requests} requests, expected {v.calls}] " + r.tail
         print(f"  {v.name} run {i + 1}: {wall:.2f}s exit {rc} rss {rss:.0f}MB requests {r.requests} "
@@ -271,13 +298,20 @@ def variants(workdir: Path, mock: Mock, concurrency: int, big_cases: int, big_re
         Variant("evalplatform direct litellm", [*ep, "--suite", s200_litellm, "--engine", "direct", "--no-cache"],
                 ROOT, home("direct-litellm"), calls=200, note="the same suite with transport: litellm"),
         Variant("evalplatform dagster", [*ep, "--suite", "bench200", "--engine", "dagster", "--no-cache"],
-                proj_dagster, home("dagster", proj_dagster), calls=200, note="in-process job, ephemeral Dagster instance"),
+                proj_dagster, home("dagster", proj_dagster), calls=200,
+                prime=[*ep, "--suite", "bench200", "--engine", "dagster", "--no-cache"],
+                note="warm launcher (the prime run started it); the job runs in its forked child, ephemeral instance"),
         Variant("evalplatform direct cached", [*ep, "--suite", s200, "--engine", "direct"], ROOT, home("cached"),
                 calls=0, prime=[*ep, "--suite", s200, "--engine", "direct"],
                 note="prime run fills the cache; timed runs are identical re-runs"),
         Variant("evalplatform dagster cached", [*ep, "--suite", "bench200", "--engine", "dagster"], proj_dagster,
                 home("dagster-cached", proj_dagster), calls=0,
-                prime=[*ep, "--suite", "bench200", "--engine", "dagster"]),
+                prime=[*ep, "--suite", "bench200", "--engine", "dagster"],
+                note="warm launcher (the prime run started it)"),
+        Variant("evalplatform dagster cached cold-launcher", [*ep, "--suite", "bench200", "--engine", "dagster"],
+                proj_dagster, {**home("dagster-cached-cold", proj_dagster), "EVALPLATFORM_LAUNCHER": "cold"},
+                calls=0, prime=[*ep, "--suite", "bench200", "--engine", "dagster"],
+                note="EVALPLATFORM_LAUNCHER=cold: a launcher program per command"),
         Variant("raw-asyncio x3", [PY, str(SHARED / "peers" / "raw" / "run_raw.py"), "--concurrency", c,
                                    "--repeat", "3"], SHARED / "peers" / "raw", calls=600),
         Variant("evalplatform direct 200x3", [*ep, "--suite", s200x3, "--engine", "direct", "--no-cache"], ROOT,
@@ -334,6 +368,7 @@ def summarize(name: str, v: Variant, runs: list[Run]) -> dict:
         "requests": [r.requests for r in runs], "max_in_flight": [r.max_in_flight for r in runs],
         "span_s": [r.span_s for r in runs], "span_median_s": med([r.span_s for r in runs]),
         "tails": [r.tail for r in runs],
+        "server_child_rss_mb": med([r.server_child_rss_mb for r in runs]),
     }
 
 
@@ -378,6 +413,12 @@ def main(argv: list[str] | None = None) -> int:
                "DAGSTER_DISABLE_TELEMETRY": "1"}
         env.pop("DAGSTER_HOME", None)
         env.pop("EVALPLATFORM_HISTORY", None)
+        # The warm launcher servers the Dagster variants start live in a runtime folder of this sitting's own,
+        # and are stopped by their PIDs at the end.
+        runtime = workdir / "rt"
+        runtime.mkdir(exist_ok=True)
+        env["TMPDIR"] = str(runtime)
+        env.setdefault("EVALPLATFORM_LAUNCHER", "server")
         only = [s.strip() for s in args.only.split(",") if s.strip()]
         results = []
         for v in variants(workdir, mock, args.concurrency, args.big_cases, args.big_repeats):
@@ -393,12 +434,18 @@ def main(argv: list[str] | None = None) -> int:
             (workdir / "results.json").write_text(json.dumps(results, indent=2))
     finally:
         mock.stop()
+        for pid_file in (workdir / "rt").glob("evalplatform-launcher-*/*.pid"):
+            try:
+                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+            except (OSError, ValueError):
+                pass
     floor = math.ceil(args.big_cases * args.big_repeats / args.concurrency) * args.latency_ms / 1000
     print(f"\nresults: {workdir / 'results.json'}   (floor for the big suite: {floor:.1f} s + start)")
     print(markdown(results))
     for r in results:
+        child = f"  server child rss {r['server_child_rss_mb']:.0f}MB" if r.get("server_child_rss_mb") else ""
         print(f"{r['variant']:<34}{r['wall_median_s']:>8.2f}s  rc {r['rc']}  rss {r['peak_rss_mb']:.0f}MB  "
-              f"in-flight {r['max_in_flight']}  span {r['span_median_s']}")
+              f"in-flight {r['max_in_flight']}  span {r['span_median_s']}{child}")
     return 0
 
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from evalplatform.errors import InfraError, InputError
 from evalplatform.project import CODE_LOCATION_ENV, Project, code_location_root
@@ -21,12 +22,25 @@ from evalplatform.request import RunOutcome, RunRequest
 # A hang guard only (a run's own calls have their timeouts): EVALPLATFORM_RUN_TIMEOUT_S overrides it.
 DEFAULT_RUN_TIMEOUT_S = 6 * 3600.0
 
+# Set by the code location's warm launcher (sensors/launch_server.py) in the process it forked for one command:
+# the request's job then runs in this very process instead of a launcher program of its own.
+IN_PROCESS_LAUNCHER: Callable[[RunRequest], RunOutcome] | None = None
+
+
+def run_timeout_s() -> float:
+    return float(os.environ.get("EVALPLATFORM_RUN_TIMEOUT_S", DEFAULT_RUN_TIMEOUT_S))
+
 
 def run_with_dagster(project: Project, request: RunRequest) -> RunOutcome:
     """Materialize the suite's tier job (cases -> scored run -> checks -> baseline); returns the outcome.
 
     Raises the InputError / InfraError the run raised inside Dagster (rebuilt from its record).
     """
+    if IN_PROCESS_LAUNCHER is not None:
+        outcome = IN_PROCESS_LAUNCHER(request)
+        if outcome.error is not None:
+            raise outcome.error.error()
+        return outcome
     location = code_location_root(project)
     if location is None:
         raise InputError(None, "--engine", f"no Dagster code location (definitions.py) found for {project.root}",
@@ -34,7 +48,7 @@ def run_with_dagster(project: Project, request: RunRequest) -> RunOutcome:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(location), env.get("PYTHONPATH")]))
     env["EVALPLATFORM_PROJECT"] = str(project.root)
-    timeout = float(os.environ.get("EVALPLATFORM_RUN_TIMEOUT_S", DEFAULT_RUN_TIMEOUT_S))
+    timeout = run_timeout_s()
     with tempfile.TemporaryDirectory(prefix="evalplatform-launch-") as tmp:
         out = Path(tmp) / "outcome.json"
         try:

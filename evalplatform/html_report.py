@@ -264,7 +264,9 @@ def write_report(project: Project, suite: str, run_id: str | None = None, out: P
     if plots_dir is not None and Path(plots_dir).exists() and not Path(plots_dir).is_dir():
         raise InputError(plots_dir, "--plots", "is a file, not a folder", "give a folder for the PNG files")
     kept: dict[str, bytes] | None = {} if plots_dir is not None else None
-    page = run_report(project, suite, run_id, store, kept) if run_id else trend_report(project, suite, store, kept)
+    store = store or HistoryStore(project.history_path)
+    with store.shared_reads():  # a report reads every run of the trend: one connection, not one per read
+        page = run_report(project, suite, run_id, store, kept) if run_id else trend_report(project, suite, store, kept)
     if plots_dir is not None:
         _write_plots(Path(plots_dir), kept or {})
     path = Path(out) if out is not None else default_path(project, suite, run_id and _full_id(store, project, run_id))

@@ -94,13 +94,9 @@ def _terminal_progress() -> None:
     pipeline.DEFAULT_PROGRESS = lambda total: Progress(total, stream=terminal)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sensors.launch", description=__doc__)
-    parser.add_argument("--out", required=True, help="file to write the RunOutcome (JSON) to")
-    args = parser.parse_args(argv)
-    out = Path(args.out)
+def launch_request(request: RunRequest) -> RunOutcome:
+    """The request through its job against the CLI's instance, in this process; errors come back in the outcome."""
     try:
-        request = RunRequest.model_validate_json(sys.stdin.read())
         _terminal_progress()
         from sensors.instance import cli_instance
 
@@ -110,12 +106,25 @@ def main(argv: list[str] | None = None) -> int:
             from definitions import defs
 
             with cli_instance() as instance:
-                outcome = launch(defs, request, instance)
+                return launch(defs, request, instance)
     except EvalPlatformError as err:
-        outcome = RunOutcome(error=ErrorRecord.of(err))
-    except Exception as exc:  # one line for the parent, never a traceback it cannot place
+        return RunOutcome(error=ErrorRecord.of(err))
+    except Exception as exc:  # one line for the caller, never a traceback it cannot place
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        outcome = RunOutcome(error=ErrorRecord(kind="infra", message=f"launcher failed: {type(exc).__name__}: {first}"))
+        return RunOutcome(error=ErrorRecord(kind="infra", message=f"launcher failed: {type(exc).__name__}: {first}"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sensors.launch", description=__doc__)
+    parser.add_argument("--out", required=True, help="file to write the RunOutcome (JSON) to")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    try:
+        request = RunRequest.model_validate_json(sys.stdin.read())
+    except ValueError as exc:
+        outcome = RunOutcome(error=ErrorRecord(kind="infra", message=f"launcher got no valid request: {exc}"))
+    else:
+        outcome = launch_request(request)
     out.write_text(outcome.model_dump_json(), encoding="utf-8")
     return 0
 

@@ -15,6 +15,8 @@ from evalplatform.cli.lazy import VERBS, LazyGroup
 from evalplatform.errors import EXIT_INFRA, EXIT_INPUT, EXIT_PASS, EvalPlatformError
 
 PROG = "evalplatform"
+# The program's own arguments when it runs as `evalplatform ...` (main(None)); None when called as main(argv).
+ENTRY_ARGV: list[str] | None = None
 
 
 def _env_defaults() -> None:
@@ -32,6 +34,9 @@ group = LazyGroup(
 
 
 def main(argv: list[str] | None = None) -> int:
+    global ENTRY_ARGV
+    if argv is None:
+        ENTRY_ARGV = list(sys.argv[1:])
     rc = _main(argv)
     if argv is None:
         _exit_now(rc)

@@ -83,6 +83,42 @@ def run_suite(opts: dict[str, Any]) -> int:
     return print_summary(project, run_id, ui_hint, reports)
 
 
+def would_use_dagster(opts: dict[str, Any], project: Any) -> bool:
+    """run_suite's engine choice, from the options and the files alone (no suite is loaded here)."""
+    from pathlib import Path
+
+    engine = opts.get("engine")
+    if engine in ("dagster", "direct"):
+        return engine == "dagster"
+    if not project.definitions_file.is_file():
+        return False
+    arg = Path(opts["suite"])
+    path = arg if arg.suffix in (".yaml", ".yml") else project.datasets_dir / opts["suite"] / "suite.yaml"
+    return path.is_file() and path.resolve().parent.parent == project.datasets_dir.resolve()
+
+
+def forwarded(opts: dict[str, Any]) -> int | None:
+    """A Dagster-engine command of the `evalplatform` program, run by the warm launcher; None to run it here.
+
+    Only the program's own command line is handed over (a caller of `main(argv)` runs in its process)."""
+    from evalplatform import cli
+    from evalplatform import launcher_client as launcher
+
+    if cli.ENTRY_ARGV is None or not launcher.enabled():
+        return None
+    from evalplatform.engine import run_timeout_s
+    from evalplatform.project import code_location_root, find_project
+
+    project = find_project()
+    location = code_location_root(project)
+    if location is None or not would_use_dagster(opts, project):
+        return None
+    try:
+        return launcher.run_in_server(cli.ENTRY_ARGV, location, project.root, run_timeout_s())
+    except launcher.Unavailable:
+        return None  # nothing was handed over: the cold launcher runs it, as without the server
+
+
 @click.command("run")
 @run_options
 @report_options
@@ -91,4 +127,5 @@ def command(**opts: Any) -> int:
 
     Exit 0 when the decision is PASS, 1 when it is anything else, 2 on bad input, 3 on an infrastructure failure.
     """
-    return run_suite(opts)
+    rc = forwarded(opts)
+    return run_suite(opts) if rc is None else rc

@@ -15,6 +15,7 @@ import random
 import secrets
 import socket
 import threading
+import types
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -101,6 +102,10 @@ _RESULTS_CACHE_RUNS = 8
 _RESULTS_CACHE_MAX_ROWS = 250_000
 
 
+# Per thread: {database path: SimpleNamespace(depth, con)} of the shared_reads blocks open in that thread.
+_SHARED = threading.local()
+
+
 class HistoryStore:
     """Runs, results, outputs, baselines, decisions and dataset checks in the DuckDB file at `path`.
 
@@ -134,8 +139,6 @@ class HistoryStore:
         self._clock = clock
         self._sleep = sleep
         self._schema_current = False
-        # shared_reads(): per thread, the block depth and the one read-only connection its reads share
-        self._shared = threading.local()
         # Called inside complete_run's transaction after the results went in and before the decision
         # and the COMMIT; tests use it to crash there.
         self._before_commit: Callable[[], None] | None = None
@@ -208,6 +211,12 @@ class HistoryStore:
             "wait for it to finish, or remove the lock file if no evalplatform process is running"
         ))
 
+    @property
+    def _shared(self) -> types.SimpleNamespace:
+        """This thread's shared-read state for this file, common to every HistoryStore of the same path."""
+        by_path = _SHARED.__dict__.setdefault("by_path", {})
+        return by_path.setdefault(str(self.path), types.SimpleNamespace(depth=0, con=None))
+
     @contextmanager
     def shared_reads(self) -> Iterator[None]:
         """Let the reads inside this block share one read-only connection (opened on the first read).
@@ -216,10 +225,11 @@ class HistoryStore:
         times. The connection holds DuckDB's shared file lock, which keeps other processes' writers waiting, so
         a block must stay short (never around model calls); a write inside it closes the connection first (a
         process cannot hold the file read-only and read-write at once) and the next read opens a fresh one.
-        Re-entrant; per thread (each thread's block has its own connection).
+        Re-entrant, and shared by every HistoryStore of the same file in this thread (a Dagster step's helpers
+        each make their own); per thread (each thread's block has its own connection).
         """
         local = self._shared
-        local.depth = getattr(local, "depth", 0) + 1
+        local.depth += 1
         try:
             yield
         finally:
@@ -228,12 +238,12 @@ class HistoryStore:
                 self._drop_shared()
 
     def _drop_shared(self) -> None:
-        con, self._shared.con = getattr(self._shared, "con", None), None
+        con, self._shared.con = self._shared.con, None
         if con is not None:
             con.close()
 
     def _sharing(self) -> bool:
-        return getattr(self._shared, "depth", 0) > 0
+        return self._shared.depth > 0
 
     @contextmanager
     def _writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -259,7 +269,7 @@ class HistoryStore:
     def _reading(self) -> Iterator[duckdb.DuckDBPyConnection | None]:
         """A read-only connection, or None when there is no history yet (the shared one inside shared_reads)."""
         sharing = self._sharing()
-        con = getattr(self._shared, "con", None) if sharing else None
+        con = self._shared.con if sharing else None
         if con is None:
             con = self._connect(read_only=True)
             if con is not None and not self._schema_current:

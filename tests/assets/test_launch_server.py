@@ -1,0 +1,220 @@
+"""The warm launcher: a Dagster-engine `evalplatform run` handed to a server that imported the code location once.
+
+Each test gets a runtime folder of its own (TMPDIR), so its servers are its own; every server a test started is
+stopped by the PID in its pid file at the end. Waits are bounded; nothing here asserts how long anything took.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from assets.resources import REPO_ROOT
+from evalplatform.history import HistoryStore
+from tests.evalplatform.test_pipeline_http import write_suite
+from tests.helpers.openai_server import OpenAIServer
+
+GUARD_S = 300
+
+
+class Launcher:
+    """A project outside the repo, its environment, and the servers its commands started (found by pid file)."""
+
+    def __init__(self, tmp_path: Path):
+        self.tmp = tmp_path
+        # Unix socket paths are limited to ~107 bytes: the runtime folder lives under a short temporary folder.
+        self.rt = Path(tempfile.mkdtemp(prefix="epl"))
+        self.project = tmp_path / "evals"
+        suite_dir = self.project / "datasets" / "smoke"
+        shutil.copytree(REPO_ROOT / "datasets" / "smoke", suite_dir)
+        self.env = {k: v for k, v in os.environ.items() if k not in ("EVALPLATFORM_HOME", "EVALPLATFORM_HISTORY",
+                                                                      "DAGSTER_HOME")}
+        self.env.update(EVALPLATFORM_PROJECT=str(self.project), TMPDIR=str(self.rt), EVALPLATFORM_LAUNCHER="server",
+                        EVALPLATFORM_LAUNCHER_IDLE_S="120", LITELLM_LOCAL_MODEL_COST_MAP="True",
+                        TEST_LOCAL_KEY="sk-test-local-0123456789abcdef")
+
+    @property
+    def folder(self) -> Path:
+        return self.rt / f"evalplatform-launcher-{os.getuid()}"
+
+    def pids(self) -> list[int]:
+        return [int(p.read_text()) for p in self.folder.glob("*.pid")] if self.folder.is_dir() else []
+
+    def log(self) -> str:
+        return "".join(p.read_text() for p in self.folder.glob("*.log")) if self.folder.is_dir() else ""
+
+    def run(self, *args: str, cold: bool = False, **popen) -> subprocess.CompletedProcess:
+        env = {**self.env, "EVALPLATFORM_LAUNCHER": "cold"} if cold else self.env
+        return subprocess.run([sys.executable, "-m", "evalplatform", "run", *args], cwd=self.tmp, env=env,
+                              capture_output=True, text=True, timeout=GUARD_S, **popen)
+
+    def stop(self) -> None:
+        for pid in self.pids() + self.started_children():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(self.rt, ignore_errors=True)
+
+    def started_children(self) -> list[int]:
+        return [int(line.rsplit(" ", 1)[1]) for line in self.log().splitlines() if " -> child " in line]
+
+
+@pytest.fixture
+def launcher(tmp_path):
+    it = Launcher(tmp_path)
+    yield it
+    it.stop()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by its parent) has finished its work.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_until(check, guard_s: float = 60.0) -> bool:
+    deadline = time.monotonic() + guard_s
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+def _decision_lines(out: str) -> list[str]:
+    """What the run decided, as printed: the plan line, the rule rows, the decision (not ids, times, the estimate
+    or warnings that depend on the history the earlier runs left)."""
+    return [line for line in out.splitlines()
+            if line.startswith(("smoke pr tier:", "pass_rate_at_least_floor", "decision:", "RELEASE GATE"))]
+
+
+@pytest.mark.slow
+def test_a_warm_launcher_prints_what_the_cold_path_prints_and_serves_the_next_command_too(launcher):
+    cold = launcher.run("--suite", "smoke", cold=True)
+    assert cold.returncode == 0, cold.stderr
+    assert launcher.pids() == []  # the cold path started no server
+
+    first = launcher.run("--suite", "smoke")
+    assert first.returncode == 0, first.stderr
+    [server] = launcher.pids()
+    second = launcher.run("--suite", "smoke")
+    assert second.returncode == 0, second.stderr
+    assert launcher.pids() == [server] and _alive(server)  # one server served both
+    assert len(launcher.started_children()) == 2
+    for out in (first, second):
+        assert "dagster run " in out.stdout  # through the Dagster engine
+        assert _decision_lines(out.stdout) == _decision_lines(cold.stdout), (out.stdout, cold.stdout)
+    runs = HistoryStore(launcher.project / ".evalplatform" / "history.duckdb").list_runs("smoke", limit=10)
+    assert runs.height == 3 and runs["dagster_run_id"].null_count() == 0
+
+    # Bad input in the child is the same one line and exit 2 as on the cold path; the secret stays out of the log.
+    launcher.env["SOME_API_KEY"] = "sk-secret-never-logged-0123456789"
+    warm_bad = launcher.run("--suite", "smoke", "--engine", "dagster", "--concurrency", "0")
+    cold_bad = launcher.run("--suite", "smoke", "--engine", "dagster", "--concurrency", "0", cold=True)
+    assert (warm_bad.returncode, warm_bad.stderr) == (2, cold_bad.stderr) and cold_bad.returncode == 2
+    assert len(warm_bad.stderr.strip().splitlines()) == 1
+    assert "sk-secret-never-logged" not in launcher.log()
+
+
+@pytest.mark.slow
+def test_concurrent_first_commands_start_one_server_and_all_complete(launcher):
+    procs = [subprocess.Popen([sys.executable, "-m", "evalplatform", "run", "--suite", "smoke"], cwd=launcher.tmp,
+                              env=launcher.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    outs = [p.communicate(timeout=GUARD_S) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [o[1] for o in outs]
+    assert launcher.log().count("listening on ") == 1 and len(launcher.pids()) == 1
+    assert len(launcher.started_children()) == 3
+    runs = HistoryStore(launcher.project / ".evalplatform" / "history.duckdb").list_runs("smoke", limit=10)
+    assert runs.height == 3 and set(runs["decision"]) == {"PASS"}
+
+
+@pytest.mark.slow
+def test_a_server_killed_outright_is_replaced_and_one_whose_code_changed_steps_aside(launcher, tmp_path):
+    # The code location as a copy of its own, so a test can change its sources.
+    location = tmp_path / "location"
+    location.mkdir()
+    for name in ("assets", "sensors"):
+        shutil.copytree(REPO_ROOT / name, location / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO_ROOT / "definitions.py", location / "definitions.py")
+    launcher.env["EVALPLATFORM_CODE_LOCATION"] = str(location)
+
+    assert launcher.run("--suite", "smoke").returncode == 0
+    [first] = launcher.pids()
+    os.kill(first, signal.SIGKILL)  # no chance to clean up: its socket file stays behind
+    assert _wait_until(lambda: not _alive(first))
+    again = launcher.run("--suite", "smoke")
+    assert again.returncode == 0, again.stderr
+    [second] = launcher.pids()
+    assert second != first
+
+    source = location / "assets" / "catalog.py"
+    source.write_text(source.read_text() + "\n# changed\n")
+    changed = launcher.run("--suite", "smoke")
+    assert changed.returncode == 0, changed.stderr
+    assert "sources changed: exiting" in launcher.log()
+    [third] = launcher.pids()
+    assert third != second and _wait_until(lambda: not _alive(second))
+
+
+@pytest.mark.slow
+def test_a_server_with_no_command_for_its_idle_time_exits_and_removes_its_socket(launcher):
+    launcher.env["EVALPLATFORM_LAUNCHER_IDLE_S"] = "1"
+    assert launcher.run("--suite", "smoke").returncode == 0
+    [server] = launcher.pids() or [None]
+    if server is None:  # it may already have gone: then its files are gone too
+        assert not list(launcher.folder.glob("*.sock"))
+        return
+    assert _wait_until(lambda: not _alive(server))
+    assert not list(launcher.folder.glob("*.sock")) and not list(launcher.folder.glob("*.pid"))
+    assert "idle: exiting" in launcher.log()
+
+
+@pytest.fixture
+def slow_server():
+    srv = OpenAIServer(max_lifetime_s=GUARD_S, latency_s=1.0).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.slow
+def test_a_client_killed_midway_stops_its_command_and_the_run_is_not_left_running(launcher, slow_server):
+    rows = [{"id": f"ok-{i}", "category": "ok", "behaviour": "ok", "text": f"case ok {i}"} for i in range(40)]
+    write_suite(launcher.project, slow_server, rows, name="slow", target="  transport: openai")
+    (launcher.project / "datasets" / "slow" / "suite.yaml").write_text(
+        (launcher.project / "datasets" / "slow" / "suite.yaml").read_text().replace("concurrency: 4", "concurrency: 1"))
+    client = subprocess.Popen([sys.executable, "-m", "evalplatform", "run", "--suite", "slow", "--engine", "dagster",
+                               "--no-cache"], cwd=launcher.tmp, env=launcher.env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _wait_until(lambda: sum(slow_server.requests.values()) >= 2, GUARD_S), "the run never started calling"
+        [child] = launcher.started_children()
+        client.kill()
+        client.wait(timeout=30)
+        assert _wait_until(lambda: not _alive(child), 90), "the command went on after its client was killed"
+    finally:
+        if client.poll() is None:
+            client.kill()
+    made = sum(slow_server.requests.values())
+    assert made < 80  # it stopped calling long before the 40 cases x 2 repeats
+    store = HistoryStore(launcher.project / ".evalplatform" / "history.duckdb")
+    runs = store.list_runs("slow", limit=5, status=None)
+    assert runs.height == 1 and runs["status"][0] in ("failed", "abandoned"), runs.select("status", "error")
+    # The server itself is untouched and serves the next command.
+    assert launcher.run("--suite", "smoke").returncode == 0 and len(launcher.pids()) == 1
