@@ -31,7 +31,9 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml $(STAMP)
 setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 
 # The demo: judges calibrated (one refused), then the PR tier of the demo suite through Dagster (in-process):
-# v1 passes and is promoted as the baseline, then the regressed v2 is blocked.
+# v1 passes and is promoted as the baseline, then the regressed v2 is blocked. Its runs share one warm launcher
+# (README, "The Dagster engine's warm launcher"), stopped at the end; if the demo fails midway it exits after 60 s.
+demo: export EVALPLATFORM_LAUNCHER_IDLE_S ?= 60
 demo: setup
 	@echo "=== judges: calibrated against human labels (datasets/calibration); the always-PASS judge must be refused ==="
 	@$(BIN)/evalplatform calibrate --suite demo; code=$$?; \
@@ -49,6 +51,7 @@ demo: setup
 	@$(BIN)/evalplatform run --suite agent --model orders-v2; code=$$?; \
 	  if [ $$code -eq 1 ]; then echo "(exit 1: the gate blocked orders-v2, which cancels orders without checking them)"; else exit $$code; fi
 	@echo ""
+	@$(BIN)/evalplatform launcher stop > /dev/null
 	@echo "next: 'make ui' opens the Dagster UI (lineage, re-runs) at http://127.0.0.1:3000;"
 	@echo "      '$(BIN)/evalplatform history list' lists the runs in .evalplatform/history.duckdb"
 

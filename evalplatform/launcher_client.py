@@ -104,9 +104,43 @@ def _connect(sock_path: Path) -> socket.socket | None:
     return s
 
 
+_SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH")
+
+
+def _server_env(env: dict[str, str]) -> dict[str, str]:
+    """The server's own environment: this command's without anything that looks like a secret (each command's
+    child gets that command's full environment; the long-lived server holds none of its keys)."""
+    return {k: v for k, v in env.items() if not any(word in k.upper() for word in _SECRET_WORDS)}
+
+
+def servers() -> list[dict[str, Any]]:
+    """The launcher servers of this user: pid, whether it is alive, socket, log."""
+    try:
+        folder = runtime_dir()
+    except Unavailable:
+        return []
+    found = []
+    for pid_file in sorted(folder.glob("*.pid")):
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(pid, 0)
+            alive = True
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:
+            alive = True
+        key = pid_file.name.split(".")[0]
+        found.append({"pid": pid, "alive": alive, "socket": str(folder / f"{key}.sock"),
+                      "log": str(folder / f"{key}.log"), "pid_file": str(pid_file)})
+    return found
+
+
 def _start_server(location: Path, project_root: Path, files: dict[str, Path], env: dict[str, str]) -> subprocess.Popen:
     """The server as a session of its own (a Ctrl-C in this terminal does not reach it), logging to its file."""
-    env = dict(env)
+    env = _server_env(env)
     env["EVALPLATFORM_PROJECT"] = str(project_root)   # as the cold launcher is told
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(location), env.get("PYTHONPATH")]))
     with open(files["log"], "ab") as log:

@@ -30,6 +30,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "review": ("evalplatform.cli.review", "walk the review queue of flagged production traces, or label one by id"),
     "report": ("evalplatform.cli.report", "write a run's (or a suite's trend) offline HTML report with plots"),
     "schema": ("evalplatform.cli.schema", "export the JSON Schemas of suite, case and policy files"),
+    "launcher": ("evalplatform.cli.launcher", "the Dagster engine's warm launcher servers: list them, or stop them"),
 }
 
 

@@ -213,8 +213,32 @@ def test_a_client_killed_midway_stops_its_command_and_the_run_is_not_left_runnin
             client.kill()
     made = sum(slow_server.requests.values())
     assert made < 80  # it stopped calling long before the 40 cases x 2 repeats
+    # The child had the API key (the model answered it); the long-lived server's own environment holds no key.
+    [server] = launcher.pids()
+    assert b"sk-test-local-0123456789abcdef" not in Path(f"/proc/{server}/environ").read_bytes()
     store = HistoryStore(launcher.project / ".evalplatform" / "history.duckdb")
     runs = store.list_runs("slow", limit=5, status=None)
     assert runs.height == 1 and runs["status"][0] in ("failed", "abandoned"), runs.select("status", "error")
     # The server itself is untouched and serves the next command.
     assert launcher.run("--suite", "smoke").returncode == 0 and len(launcher.pids()) == 1
+
+
+@pytest.mark.slow
+def test_launcher_status_lists_this_projects_server_and_stop_ends_it_by_its_pid(launcher):
+    assert launcher.run("--suite", "smoke").returncode == 0
+    [server] = launcher.pids()
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "evalplatform", "launcher", *args], cwd=launcher.tmp,
+                              env=launcher.env, capture_output=True, text=True, timeout=GUARD_S)
+
+    status = cli("status")
+    assert status.returncode == 0 and f"pid {server} " in status.stdout and "1 launcher server(s)" in status.stdout
+    other = cli("status")
+    other_env = {**launcher.env, "EVALPLATFORM_PROJECT": str(launcher.tmp)}  # another project: not its server
+    assert "0 launcher server(s)" in subprocess.run(
+        [sys.executable, "-m", "evalplatform", "launcher", "status"], cwd=launcher.tmp, env=other_env,
+        capture_output=True, text=True, timeout=GUARD_S).stdout and other.returncode == 0
+    stop = cli("stop")
+    assert stop.returncode == 0 and "stopped 1 launcher server(s)" in stop.stdout
+    assert not _alive(server) and launcher.pids() == [] and not list(launcher.folder.glob("*.sock"))
