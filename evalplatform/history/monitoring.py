@@ -13,7 +13,7 @@ import polars as pl
 from evalplatform.errors import InputError
 from evalplatform.history import schema
 from evalplatform.history.records import utcnow
-from evalplatform.history.store import HistoryStore
+from evalplatform.history.store import HistoryStore, arrow_stream
 from evalplatform.provenance import canonical_json
 
 SAMPLE_COLUMNS = ("suite", "trace_id", "batch_id", "timestamp", "session_id", "segment", "release", "model", "service",
@@ -44,7 +44,7 @@ class MonitoringStore:
         if frame.height == 0:
             return
         name = f"incoming_{table}"
-        con.register(name, frame.select(list(columns)))
+        con.register(name, arrow_stream(frame.select(list(columns))))
         quoted = ", ".join(f'"{c}"' for c in columns)
         con.execute(f"{verb} INTO {table} ({quoted}) SELECT {quoted} FROM {name}")
         con.unregister(name)

@@ -64,6 +64,28 @@ def _first_line(err: BaseException) -> str:
 READ_ATTEMPTS = 4  # a read that meets a writer's checkpoint is repeated on a new connection (HistoryStore._read)
 
 
+class _ArrowStream:
+    """A polars frame as an Arrow C stream (the PyCapsule interface), for DuckDB to scan.
+
+    Handing DuckDB the frame itself makes it convert through pyarrow, which costs ~50 MB and ~50 ms of import
+    for nothing: DuckDB and polars both speak the C stream interface. Each scan takes a fresh stream."""
+
+    def __init__(self, frame: pl.DataFrame):
+        self.frame = frame
+
+    def __arrow_c_stream__(self, requested_schema: object = None) -> object:
+        return self.frame.__arrow_c_stream__(requested_schema)
+
+
+def arrow_stream(frame: pl.DataFrame) -> _ArrowStream:
+    return _ArrowStream(frame)
+
+
+def frame_of(relation: duckdb.DuckDBPyRelation) -> pl.DataFrame:
+    """A query's result as a polars frame over the Arrow C stream (what `.pl()` gives, without pyarrow)."""
+    return pl.DataFrame(relation)
+
+
 class _Busy(Exception):
     """Another process holds the file or the lock: worth another try."""
 
@@ -336,7 +358,7 @@ class HistoryStore:
 
     def _frame(self, sql: str, params: list[Any], empty: pl.DataFrame | Callable[[], pl.DataFrame]) -> pl.DataFrame:
         """The query as a frame; `empty` (or what it returns, when it is a function) when there is no history."""
-        frame = self._read(lambda con: con.sql(sql, params=params).pl(), None)
+        frame = self._read(lambda con: frame_of(con.sql(sql, params=params)), None)
         if frame is None:
             return empty() if callable(empty) else empty
         return frame
@@ -465,15 +487,15 @@ class HistoryStore:
             if status != "running":
                 raise InputError(self.path, "run_id", f"run {run_id!r} is already {status}")
             frame = frame.with_columns(pl.col("suite").fill_null(suite))
-            con.register("incoming_results", frame)
-            con.register("incoming_outputs", outputs_frame)
+            con.register("incoming_results", arrow_stream(frame))
+            con.register("incoming_outputs", arrow_stream(outputs_frame))
             try:
                 con.execute(f"INSERT INTO results ({_RESULT_COLUMNS}) SELECT {_RESULT_COLUMNS} FROM incoming_results")
             except duckdb.ConstraintException as err:
                 raise InputError(self.path, "results", f"{source}: {_first_line(err)}") from err
             con.execute("INSERT OR IGNORE INTO outputs SELECT output_hash, text FROM incoming_outputs")
             if flaky.height:
-                con.register("incoming_flaky", flaky)
+                con.register("incoming_flaky", arrow_stream(flaky))
                 con.execute(f"INSERT INTO case_flakiness ({_FLAKY_COLUMNS}) SELECT {_FLAKY_COLUMNS} FROM incoming_flaky")
                 con.unregister("incoming_flaky")
             if self._before_commit is not None:
@@ -698,7 +720,7 @@ class HistoryStore:
         with self._writing() as con, self._transaction(con):
             before = schema.one(con, "SELECT count(*) FROM case_set_members WHERE suite = ? AND set_name = ?",
                                 [suite, set_name])[0]
-            con.register("incoming_members", frame)
+            con.register("incoming_members", arrow_stream(frame))
             con.execute("INSERT OR IGNORE INTO case_set_members SELECT ?, ?, case_id, case_hash, ?, ? "
                         "FROM incoming_members", [suite, set_name, version, utcnow()])
             con.unregister("incoming_members")
@@ -821,7 +843,7 @@ class HistoryStore:
                 [row[n] for n in names],
             )
             if items.height:
-                con.register("incoming_verdicts", items)
+                con.register("incoming_verdicts", arrow_stream(items))
                 con.execute("INSERT INTO judge_verdicts SELECT calibration_id, item_id, label, verdict "
                             "FROM incoming_verdicts")
                 con.unregister("incoming_verdicts")
@@ -909,5 +931,5 @@ def _empty_runs() -> pl.DataFrame:
     if not _RUN_SCHEMA:
         with duckdb.connect(":memory:") as con:
             schema.migrate(con)
-            _RUN_SCHEMA.update(con.sql("SELECT * FROM runs").pl().schema)
+            _RUN_SCHEMA.update(frame_of(con.sql("SELECT * FROM runs")).schema)
     return pl.DataFrame(schema=_RUN_SCHEMA)

@@ -15,7 +15,7 @@ from tests.helpers.openai_server import OpenAIServer
 ROOT = Path(__file__).resolve().parents[2]
 # What an identical re-run must not import: the call transports (it makes no call), the data-quality
 # suite (the dataset was checked on the first run) and the orchestrator (the direct engine).
-NOT_ON_A_CACHED_RUN = ("litellm", "openai", "aiohttp", "httpx", "great_expectations", "dagster", "scipy",
+NOT_ON_A_CACHED_RUN = ("litellm", "openai", "aiohttp", "httpx", "great_expectations", "dagster", "scipy", "pyarrow",
                        "statsmodels", "matplotlib")
 
 
