@@ -51,8 +51,11 @@ def _idle_s() -> float:
 def runtime_dir() -> Path:
     """A folder only this user can enter (sockets, pid files, the servers' logs)."""
     folder = Path(tempfile.gettempdir()) / f"evalplatform-launcher-{os.getuid()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    st = folder.stat()
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        st = folder.stat()
+    except OSError as err:
+        raise Unavailable(f"{folder}: {err.strerror or err}") from None
     if st.st_uid != os.getuid() or st.st_mode & 0o077:
         raise Unavailable(f"{folder} is not private to this user")
     return folder
@@ -185,8 +188,13 @@ def run_in_server(argv: list[str], location: Path, project_root: Path, timeout_s
     """
     from evalplatform.errors import InfraError
 
+    import filelock
+
     for _ in range(2):  # a stale server exits after saying so: the second try starts a fresh one
-        conn = _server(location, project_root)
+        try:
+            conn = _server(location, project_root)
+        except (OSError, filelock.Timeout) as err:  # an unwritable folder, a lock held too long: the cold path
+            raise Unavailable(f"no launcher server: {err}") from None
         handed = None
         try:
             conn.settimeout(30.0)

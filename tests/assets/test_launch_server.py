@@ -242,3 +242,21 @@ def test_launcher_status_lists_this_projects_server_and_stop_ends_it_by_its_pid(
     stop = cli("stop")
     assert stop.returncode == 0 and "stopped 1 launcher server(s)" in stop.stdout
     assert not _alive(server) and launcher.pids() == [] and not list(launcher.folder.glob("*.sock"))
+
+
+def test_a_runtime_folder_others_can_enter_is_not_used_and_the_command_runs_cold(launcher):
+    # A folder at the runtime path that is not private to this user (another user could have made it, or
+    # read the socket): no server is started there; the command runs on the cold path and passes.
+    launcher.folder.mkdir(mode=0o755)
+    launcher.folder.chmod(0o755)
+    out = launcher.run("--suite", "smoke")
+    assert out.returncode == 0, out.stderr
+    assert "dagster run " in out.stdout
+    assert launcher.pids() == [] and not list(launcher.folder.iterdir())
+
+
+def test_a_runtime_path_that_cannot_be_a_folder_means_the_cold_path_not_a_failure(launcher):
+    launcher.folder.write_text("a file where the runtime folder would be")
+    out = launcher.run("--suite", "smoke")
+    assert out.returncode == 0, out.stderr
+    assert "dagster run " in out.stdout and launcher.pids() == []
