@@ -200,7 +200,10 @@ def run_in_server(argv: list[str], location: Path, project_root: Path, timeout_s
             conn.settimeout(30.0)
             # The terminal goes first, as file descriptors: the child writes where this process would.
             socket.send_fds(conn, [b"F"], [0, 1, 2])
-            send_message(conn, {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "client_pid": os.getpid()})
+            umask = os.umask(0o022)
+            os.umask(umask)
+            send_message(conn, {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "umask": umask,
+                                "client_pid": os.getpid()})
             ack = recv_message(conn)
             if ack is None:
                 raise Unavailable("the launcher server closed the connection")

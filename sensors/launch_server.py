@@ -97,6 +97,11 @@ def _child(conn: socket.socket, fds: list[int], request: dict, project_root: str
     os.environ.clear()
     os.environ.update(request["env"])
     os.environ["EVALPLATFORM_PROJECT"] = project_root  # as the cold launcher is told
+    if isinstance(request.get("umask"), int):
+        os.umask(request["umask"])  # files the run writes get the command's permissions, not the server's
+    # The command's PYTHONPATH (a Python target's package, say) is searched as the cold launcher would search it.
+    extra = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p and p not in sys.path]
+    sys.path[1:1] = extra
 
     def watch() -> None:
         # The client closed its end (Ctrl-C, killed): stop this command as its own Ctrl-C would, then for good.

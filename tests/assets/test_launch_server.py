@@ -260,3 +260,32 @@ def test_a_runtime_path_that_cannot_be_a_folder_means_the_cold_path_not_a_failur
     out = launcher.run("--suite", "smoke")
     assert out.returncode == 0, out.stderr
     assert "dagster run " in out.stdout and launcher.pids() == []
+
+
+@pytest.mark.slow
+def test_each_command_gets_its_own_pythonpath_and_umask_not_the_servers(launcher, tmp_path):
+    import yaml
+
+    assert launcher.run("--suite", "smoke").returncode == 0  # the server starts with the first environment
+    # A later command whose Python target is found through its own PYTHONPATH (a src/ layout inside the
+    # project), run with a stricter umask.
+    pkg = launcher.project / "src"
+    pkg.mkdir()
+    (pkg / "team_target_pp.py").write_text("def answer(case):\n    return 'your order ' + case.prompt.strip()\n")
+    suite_dir = launcher.project / "datasets" / "pyt"
+    suite_dir.mkdir()
+    (suite_dir / "prompt.txt").write_text("{{ question }}\n")
+    (suite_dir / "cases.jsonl").write_text("".join(json.dumps({"id": f"c{i}", "category": "x", "question": f"q{i}"})
+                                                   + "\n" for i in range(3)))
+    (suite_dir / "suite.yaml").write_text(yaml.safe_dump({
+        "schema_version": 1, "name": "pyt", "datasets": ["cases.jsonl"], "prompt": "prompt.txt",
+        "target": {"python": "team_target_pp:answer"}, "concurrency": 2,
+        "scorers": [{"id": "says_order", "type": "contains", "criterion": "correctness", "value": "order"}],
+        "gate": {"pass_rate_floor": 0.5}}, sort_keys=False))
+    env = {**launcher.env, "PYTHONPATH": os.pathsep.join(filter(None, [str(pkg), launcher.env.get("PYTHONPATH")]))}
+    out = subprocess.run(["bash", "-c", 'umask 077 && exec "$0" -m evalplatform run --suite pyt', sys.executable],
+                         cwd=launcher.tmp, env=env, capture_output=True, text=True, timeout=GUARD_S)
+    assert out.returncode == 0, out.stdout[-1500:] + out.stderr[-1500:]
+    assert len(launcher.started_children()) == 2  # the warm server ran it
+    reports = list((launcher.project / ".evalplatform" / "reports" / "pyt").glob("*.html"))
+    assert reports and all(r.stat().st_mode & 0o077 == 0 for r in reports)  # written under the command's umask
