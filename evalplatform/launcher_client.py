@@ -31,6 +31,7 @@ IDLE_ENV = "EVALPLATFORM_LAUNCHER_IDLE_S"
 DEFAULT_IDLE_S = 600.0
 START_TIMEOUT_S = 120.0                          # a server that is not listening by then: cold path
 _HEADER = 8                                      # bytes of the length prefix of each JSON message
+LOG_MAX_BYTES = 1 << 20                          # a server's log is rotated at its start once over this
 
 
 class Unavailable(Exception):
@@ -146,6 +147,11 @@ def _start_server(location: Path, project_root: Path, files: dict[str, Path], en
     env = _server_env(env)
     env["EVALPLATFORM_PROJECT"] = str(project_root)   # as the cold launcher is told
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(location), env.get("PYTHONPATH")]))
+    try:  # one old log kept beside the new one: a few lines per command, never without bound
+        if files["log"].stat().st_size > LOG_MAX_BYTES:
+            files["log"].replace(files["log"].with_name(files["log"].name + ".1"))
+    except OSError:
+        pass
     with open(files["log"], "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "sensors.launch_server", "--socket", str(files["sock"]),

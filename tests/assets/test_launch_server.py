@@ -289,3 +289,15 @@ def test_each_command_gets_its_own_pythonpath_and_umask_not_the_servers(launcher
     assert len(launcher.started_children()) == 2  # the warm server ran it
     reports = list((launcher.project / ".evalplatform" / "reports" / "pyt").glob("*.html"))
     assert reports and all(r.stat().st_mode & 0o077 == 0 for r in reports)  # written under the command's umask
+
+
+def test_a_servers_log_over_its_limit_is_rotated_when_the_next_server_starts(launcher):
+    from evalplatform import launcher_client
+
+    launcher.folder.mkdir(mode=0o700)
+    key = launcher_client.server_key(REPO_ROOT, launcher.project)
+    log = launcher.folder / f"{key}.log"
+    log.write_bytes(b"old line\n" * (launcher_client.LOG_MAX_BYTES // 9 + 1))
+    assert launcher.run("--suite", "smoke").returncode == 0
+    assert (launcher.folder / f"{key}.log.1").read_bytes().startswith(b"old line")
+    assert "listening on " in log.read_text() and "old line" not in log.read_text()
