@@ -225,8 +225,8 @@ def run_in_server(argv: list[str], location: Path, project_root: Path, timeout_s
             except OSError:
                 done = None
             if done is None or not isinstance(done.get("rc"), int):
-                raise InfraError(f"the Dagster launcher (pid {handed}) ended without an exit code; its run is "
-                                 "marked failed or abandoned in the history")
+                raise InfraError(f"the Dagster launcher (pid {handed}) ended without an exit code; a run it had "
+                                 "started is marked abandoned by the next command that writes the history")
             return done["rc"]
         except OSError as err:  # the hand-over itself failed: nothing of the command ran
             raise Unavailable(f"the launcher server did not take the command: {err}") from None
