@@ -301,3 +301,29 @@ def test_a_servers_log_over_its_limit_is_rotated_when_the_next_server_starts(lau
     assert launcher.run("--suite", "smoke").returncode == 0
     assert (launcher.folder / f"{key}.log.1").read_bytes().startswith(b"old line")
     assert "listening on " in log.read_text() and "old line" not in log.read_text()
+
+
+@pytest.mark.slow
+def test_a_child_killed_midway_is_exit_3_for_its_client_and_its_run_is_abandoned_not_left_running(launcher,
+                                                                                                  slow_server):
+    rows = [{"id": f"ok-{i}", "category": "ok", "behaviour": "ok", "text": f"case ok {i}"} for i in range(40)]
+    write_suite(launcher.project, slow_server, rows, name="slow", target="  transport: openai")
+    suite = launcher.project / "datasets" / "slow" / "suite.yaml"
+    suite.write_text(suite.read_text().replace("concurrency: 4", "concurrency: 1"))
+    client = subprocess.Popen([sys.executable, "-m", "evalplatform", "run", "--suite", "slow", "--engine", "dagster",
+                               "--no-cache"], cwd=launcher.tmp, env=launcher.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait_until(lambda: sum(slow_server.requests.values()) >= 2, GUARD_S), "the run never started calling"
+        [child] = launcher.started_children()
+        os.kill(child, signal.SIGKILL)
+        _, err = client.communicate(timeout=GUARD_S)
+    finally:
+        if client.poll() is None:
+            client.kill()
+    assert client.returncode == 3
+    assert err.strip().splitlines()[-1].startswith("error: the Dagster launcher (pid ")
+    # The next command that writes the history finds the dead process and records the run as abandoned.
+    assert launcher.run("--suite", "smoke").returncode == 0
+    runs = HistoryStore(launcher.project / ".evalplatform" / "history.duckdb").list_runs("slow", limit=5, status=None)
+    assert runs.height == 1 and runs["status"][0] == "abandoned", runs.select("status", "error")
