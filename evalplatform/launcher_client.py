@@ -39,6 +39,9 @@ class Unavailable(Exception):
 
 
 def enabled() -> bool:
+    # Unix sockets with file-descriptor passing (Linux, macOS); elsewhere every command takes the cold path.
+    if not (hasattr(socket, "AF_UNIX") and hasattr(socket, "send_fds")):
+        return False
     return os.environ.get(LAUNCHER_ENV, "server").strip().lower() != "cold" and _idle_s() > 0
 
 
