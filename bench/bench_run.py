@@ -143,6 +143,11 @@ def _child_lines(env: dict) -> set[str]:
             if " ended: " in line}
 
 
+def _warm(v: Variant, env: dict) -> bool:
+    """Whether the variant's command is handed to a warm launcher (a Dagster-engine run, launcher not cold)."""
+    return "dagster" in v.argv and env.get("EVALPLATFORM_LAUNCHER") != "cold"
+
+
 def _new_child_rss(env: dict, seen: set[str]) -> float | None:
     """Peak RSS of the launcher child that ran the command just timed (the server logs it when it reaps it)."""
     if not _server_logs(env):
@@ -169,9 +174,9 @@ def measure(v: Variant, mock: Mock | None, runs: int, base_env: dict, workdir: P
     for i in range(runs):
         if mock:
             mock.reset()
-        seen = _child_lines(env)
+        seen = _child_lines(env) if _warm(v, env) else set()
         wall, rc, rss = run_child(v.argv, v.cwd, env, timeout_s, out_dir / f"run{i + 1}.txt")
-        child_rss = _new_child_rss(env, seen)
+        child_rss = _new_child_rss(env, seen) if _warm(v, env) else None
         st = mock.stats() if mock else {}
         tail = (out_dir / f"run{i + 1}.txt").read_text(errors="replace").strip().splitlines()[-1:]
         r = Run(wall, rc, rss, st.get("requests"), st.get("max_in_flight"), st.get("active_span_s"),

@@ -182,12 +182,9 @@ def _price(model: str, tokens_in: float, tokens_out: float) -> float | None:
     if model.startswith(f"{local_provider.PROVIDER}/"):
         return 0.0
     n_in, n_out = max(0, round(tokens_in)), max(0, round(tokens_out))
-    # OpenAI's own models are named without the prefix in the map; other providers' names are taken as they are.
-    for name in (model, model.removeprefix("openai/") if model.startswith("openai/") else None):
-        if name and (cost := prices.cost_usd(name, n_in, n_out)) is not None:
-            return cost
-    if model.startswith("openai/"):
-        return None
+    cost = prices.cost_usd(model, n_in, n_out)
+    if cost is not None or model.startswith("openai/"):
+        return cost
     from evalplatform.models.calls import _load_litellm
 
     litellm = _load_litellm()

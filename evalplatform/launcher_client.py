@@ -120,6 +120,21 @@ def _server_env(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if not any(word in k.upper() for word in _SECRET_WORDS)}
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` is still running (a zombie, exited but not yet reaped, has finished)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): the signal said it exists
+
+
 def servers() -> list[dict[str, Any]]:
     """The launcher servers of this user: pid, whether it is alive, socket, log."""
     try:
@@ -132,15 +147,8 @@ def servers() -> list[dict[str, Any]]:
             pid = int(pid_file.read_text().strip())
         except (OSError, ValueError):
             continue
-        try:
-            os.kill(pid, 0)
-            alive = True
-        except ProcessLookupError:
-            alive = False
-        except PermissionError:
-            alive = True
         key = pid_file.name.split(".")[0]
-        found.append({"pid": pid, "alive": alive, "socket": str(folder / f"{key}.sock"),
+        found.append({"key": key, "pid": pid, "alive": process_alive(pid), "socket": str(folder / f"{key}.sock"),
                       "log": str(folder / f"{key}.log"), "pid_file": str(pid_file)})
     return found
 

@@ -21,7 +21,7 @@ def command(action: str, every: bool, wait_s: float) -> int:
 
     A server exits by itself after EVALPLATFORM_LAUNCHER_IDLE_S seconds without a command; `stop` ends it now.
     Commands it is running go on to their end (each is a process of its own)."""
-    from evalplatform.launcher_client import server_key, servers
+    from evalplatform.launcher_client import process_alive, server_key, servers
     from evalplatform.project import code_location_root, find_project
 
     found = [s for s in servers() if s["alive"]]
@@ -29,7 +29,7 @@ def command(action: str, every: bool, wait_s: float) -> int:
         project = find_project()
         location = code_location_root(project)
         key = server_key(location, project.root) if location is not None else None
-        found = [s for s in found if s["pid_file"].rsplit("/", 1)[-1].split(".")[0] == key]
+        found = [s for s in found if s["key"] == key]
     if action == "status":
         for s in found:
             echo(f"pid {s['pid']}  socket {s['socket']}  log {s['log']}")
@@ -41,22 +41,11 @@ def command(action: str, every: bool, wait_s: float) -> int:
         except ProcessLookupError:
             continue
     deadline = time.monotonic() + wait_s
-    left = [s for s in found if _alive(s["pid"])]
+    left = [s for s in found if process_alive(s["pid"])]
     while left and time.monotonic() < deadline:
         time.sleep(0.05)
-        left = [s for s in left if _alive(s["pid"])]
+        left = [s for s in left if process_alive(s["pid"])]
     echo(f"stopped {len(found) - len(left)} launcher server(s)" + (f"; still running: {', '.join(str(s['pid']) for s in left)}"
                                                                  if left else ""))
     return 0 if not left else 3
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[1].split()[0] != "Z"
-    except OSError:
-        return True

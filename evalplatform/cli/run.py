@@ -55,11 +55,7 @@ def run_suite(opts: dict[str, Any]) -> int:
              f"{', '.join(plan.scope.run_ids) if plan.scope else 'all'}")
         echo(estimate.line())
 
-    # A suite of the project (datasets/NAME/suite.yaml) is served by its Dagster code location, so it
-    # runs through Dagster by default; a suite file elsewhere runs directly.
-    in_project = suite.path.resolve().parent.parent == project.datasets_dir.resolve()
-    engine = opts.get("engine") or ("dagster" if project.definitions_file.is_file() and in_project else "direct")
-    if engine == "dagster":
+    if would_use_dagster(opts, project):
         from evalplatform.engine import run_with_dagster
 
         with store.shared_reads():
@@ -84,7 +80,8 @@ def run_suite(opts: dict[str, Any]) -> int:
 
 
 def would_use_dagster(opts: dict[str, Any], project: Any) -> bool:
-    """run_suite's engine choice, from the options and the files alone (no suite is loaded here)."""
+    """The engine: `--engine`, else Dagster for a suite of the project (datasets/NAME/suite.yaml, served by its
+    code location) and direct for a suite file elsewhere. From the options and the files alone."""
     from pathlib import Path
 
     engine = opts.get("engine")

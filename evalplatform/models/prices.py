@@ -37,7 +37,8 @@ def _entry(model: str) -> dict[str, Any] | None:
     litellm = sys.modules.get("litellm")
     registered = getattr(litellm, "model_cost", None) if litellm is not None else None
     for prices in (registered if isinstance(registered, dict) else {}, _price_map()):
-        for name in (model, f"openai/{model}"):
+        # OpenAI's own models are named without litellm's `openai/` prefix in the map, some others with it.
+        for name in dict.fromkeys((model, model.removeprefix("openai/"), f"openai/{model}")):
             entry = prices.get(name)
             if isinstance(entry, dict) and isinstance(entry.get("input_cost_per_token"), (int, float)):
                 return entry

@@ -20,6 +20,7 @@ import pytest
 
 from assets.resources import REPO_ROOT
 from evalplatform.history import HistoryStore
+from evalplatform.launcher_client import process_alive as _alive
 from tests.evalplatform.test_pipeline_http import write_suite
 from tests.helpers.openai_server import OpenAIServer
 
@@ -74,18 +75,6 @@ def launcher(tmp_path):
     it = Launcher(tmp_path)
     yield it
     it.stop()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (exited, not yet reaped by its parent) has finished its work.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _wait_until(check, guard_s: float = 60.0) -> bool:
