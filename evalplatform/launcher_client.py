@@ -111,13 +111,12 @@ def _connect(sock_path: Path) -> socket.socket | None:
     return s
 
 
-_SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH")
-
-
 def _server_env(env: dict[str, str]) -> dict[str, str]:
-    """The server's own environment: this command's without anything that looks like a secret (each command's
-    child gets that command's full environment; the long-lived server holds none of its keys)."""
-    return {k: v for k, v in env.items() if not any(word in k.upper() for word in _SECRET_WORDS)}
+    """The server's own environment: this command's without the variables redaction treats as secrets (each
+    command's child gets that command's full environment; the long-lived server holds none of its keys)."""
+    from evalplatform.models.redact import is_secret_env
+
+    return {k: v for k, v in env.items() if not is_secret_env(k)}
 
 
 def process_alive(pid: int) -> bool:

@@ -12,7 +12,7 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Coroutine
 
 from evalplatform.errors import InputError
 from evalplatform.models import local_provider, openai_http
@@ -299,8 +299,8 @@ async def run_calls(target: Target, requests: list[CallRequest], *, concurrency:
     return results  # type: ignore[return-value]
 
 
-def run_calls_sync(target: Target, requests: list[CallRequest], **kwargs: Any) -> list[CallResult]:
-    """`run_calls` from synchronous code (CLI, Dagster ops); works inside a running event loop too."""
+def run_sync(make: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    """Run the coroutine `make()` from synchronous code (CLI, Dagster ops), inside a running event loop too."""
     try:
         asyncio.get_running_loop()
         in_loop = True
@@ -309,7 +309,12 @@ def run_calls_sync(target: Target, requests: list[CallRequest], **kwargs: Any) -
     # Not inside the `except` above: an exception being handled leaks into the __context__ of errors
     # raised during the run and hides the causes that retry classification looks for.
     if not in_loop:
-        return asyncio.run(run_calls(target, requests, **kwargs))
+        return asyncio.run(make())
     # Already inside a loop (a notebook, an async host): run on a private loop in a worker thread.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, run_calls(target, requests, **kwargs)).result()
+        return pool.submit(lambda: asyncio.run(make())).result()
+
+
+def run_calls_sync(target: Target, requests: list[CallRequest], **kwargs: Any) -> list[CallResult]:
+    """`run_calls` from synchronous code (CLI, Dagster ops); works inside a running event loop too."""
+    return run_sync(lambda: run_calls(target, requests, **kwargs))

@@ -34,6 +34,11 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 _remembered: set[str] = set()
 
 
+def is_secret_env(name: str) -> bool:
+    """Whether an environment variable's value is treated as a secret (API keys, tokens, passwords...)."""
+    return bool(_SECRET_ENV.search(name))
+
+
 def remember_secret(value: str | None) -> None:
     """Mask `value` in everything redacted from now on (logs of third-party clients included)."""
     if value and len(value) >= _MIN_SECRET_LEN:
@@ -47,7 +52,7 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     if not text:
         return text
     values = {s for s in secrets if s} | _remembered
-    values.update(v for k, v in os.environ.items() if _SECRET_ENV.search(k) and v)
+    values.update(v for k, v in os.environ.items() if is_secret_env(k) and v)
     # Longest first, so a secret that contains another is masked whole.
     for value in sorted((v for v in values if len(v) >= _MIN_SECRET_LEN), key=len, reverse=True):
         text = text.replace(value, MASK)

@@ -7,10 +7,8 @@ class target keeps its instance across the turns of one trial, never across tria
 
 from __future__ import annotations
 
-import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Callable
 
 import polars as pl
 
@@ -18,7 +16,7 @@ from evalplatform.datasets import decode_cell
 from evalplatform.conversation import CONVERSATION_FIELD, ConversationMessage, Player, parse_conversation
 from evalplatform.errors import InputError
 from evalplatform.models.cache import ResponseCache
-from evalplatform.models.calls import CallRequest, CallResult, run_calls
+from evalplatform.models.calls import CallRequest, CallResult, run_calls, run_sync
 from evalplatform.models.retry import Clock
 from evalplatform.provenance import sha256_text
 from evalplatform.targets.spec import PythonTarget, is_python
@@ -30,20 +28,6 @@ if TYPE_CHECKING:
 
 # Case columns that are bookkeeping, not the case's own fields.
 _NOT_FIELDS = ("case_id", "case_hash", "tags")
-
-
-def _run_sync(make: Callable[[], Coroutine]) -> Any:
-    try:
-        asyncio.get_running_loop()
-        in_loop = True
-    except RuntimeError:
-        in_loop = False
-    # Not inside the `except`: the handled error would become the __context__ of every error raised
-    # during the run, where retry classification would read it as their cause.
-    if not in_loop:
-        return asyncio.run(make())
-    with ThreadPoolExecutor(max_workers=1) as pool:  # inside a running loop (a notebook): a private one
-        return pool.submit(lambda: asyncio.run(make())).result()
 
 
 def case_fields(cases: pl.DataFrame) -> dict[str, tuple[dict, list[str]]]:
@@ -114,9 +98,9 @@ def run_plan_calls(plan: "RunPlan", *, cache_dir: Path | None, concurrency: int 
         resolved = resolve_target(plan.target, plan.suite.root, plan.suite.path)
         fields = case_fields(plan.cases.filter(pl.col("case_id").is_in(list(wanted))))
         trials = [Trial(r, *fields[r.case_id], conversation=convs.get(r.case_id)) for r in plan.requests]
-        return _run_sync(lambda: run_trials(plan.target, resolved, trials, concurrency=n, cache=cache,
+        return run_sync(lambda: run_trials(plan.target, resolved, trials, concurrency=n, cache=cache,
                                             on_result=on_result, clock=clock, budget=budget))
-    return _run_sync(lambda: play_model(plan.target, plan.requests, convs, concurrency=n, cache=cache,
+    return run_sync(lambda: play_model(plan.target, plan.requests, convs, concurrency=n, cache=cache,
                                         on_result=on_result, clock=clock, budget=budget))
 
 

@@ -275,11 +275,11 @@ def test_a_model_setting_on_a_python_target_points_at_params(tmp_path):
 
 def test_errors_raised_during_a_run_carry_no_stray_context_from_starting_it():
     # Retry classification reads an error's __context__ chain: "no running event loop" must not be in it.
-    from evalplatform.targets.dispatch import _run_sync
+    from evalplatform.models.calls import run_sync
 
     async def fails():
         raise ValueError("inside the run")
 
     with pytest.raises(ValueError) as err:
-        _run_sync(fails)
+        run_sync(fails)
     assert err.value.__context__ is None
