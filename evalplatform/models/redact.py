@@ -12,7 +12,7 @@ from evalplatform.models.text import escape_unencodable
 MASK = "[REDACTED]"
 
 # Environment variables whose values are treated as secrets wherever they appear.
-_SECRET_ENV = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
+_SECRET_ENV = re.compile(r"(API_?KEY|(^|_)KEY$|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
 # Shorter values are too likely to occur by chance in ordinary text to be masked blindly.
 _MIN_SECRET_LEN = 6
 
