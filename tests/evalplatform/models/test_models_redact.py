@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from evalplatform.models import redact
 
 
@@ -50,3 +52,13 @@ def test_token_only_url_userinfo_is_masked():
     assert redact(redact("http://t0ken@h/v1")) == f"http://{MASK}@h/v1"  # idempotent
     # An @ after the host is a path or query, not userinfo.
     assert redact("http://host/v1/users/@me?by=a@b") == "http://host/v1/users/@me?by=a@b"
+
+
+@pytest.mark.parametrize("name, secret", [("OPENAI_KEY", True), ("TEST_LOCAL_KEY", True), ("KEY", True),
+                                          ("ANTHROPIC_API_KEY", True), ("HF_TOKEN", True), ("DB_PASSWORD", True),
+                                          ("KEYBOARD_LAYOUT", False), ("MONKEY", False), ("PATH", False),
+                                          ("EVALPLATFORM_PROJECT", False)])
+def test_which_environment_variables_hold_secrets(name, secret):
+    from evalplatform.models.redact import is_secret_env
+
+    assert is_secret_env(name) is secret
